@@ -1,0 +1,71 @@
+"""Atomic output: write to a temporary name next to the target, then rename.
+
+A failed run leaves nothing half-written, and nothing is overwritten unless the caller
+says `force`. This module knows nothing about models.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Iterator
+
+from tinyprune.errors import OutputExistsError
+
+
+def check_writable(path: Path, force: bool) -> None:
+    """Raise OutputExistsError if `path` exists and `force` is false."""
+    path = Path(path)
+    if path.exists() and not force:
+        raise OutputExistsError(f"{path} already exists; pass --force to overwrite it")
+
+
+def write_bytes(path: Path, data: bytes, force: bool = False) -> Path:
+    """Write `data` to `path` atomically (temp file in the same folder, then rename)."""
+    path = Path(path)
+    check_writable(path, force)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def write_text(path: Path, text: str, force: bool = False) -> Path:
+    """Write `text` (UTF-8) to `path` atomically."""
+    return write_bytes(path, text.encode("utf-8"), force=force)
+
+
+@contextlib.contextmanager
+def staged_dir(path: Path, force: bool = False) -> Iterator[Path]:
+    """Build a whole output folder in a temp folder, then move it into place.
+
+    Yields the temp folder. On success the old `path` (if `force`) is replaced; on any
+    error the temp folder is removed and `path` is untouched.
+    """
+    path = Path(path)
+    check_writable(path, force)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    try:
+        yield tmp
+        if path.exists():
+            old = path.with_name(f".{path.name}.old")
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(path, old)
+            os.replace(tmp, path)
+            shutil.rmtree(old, ignore_errors=True) if old.is_dir() else old.unlink()
+        else:
+            os.replace(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise

@@ -1,0 +1,242 @@
+"""Run a .tflite in the real TensorFlow Lite Micro interpreter and measure its arena.
+
+This is the ground truth for two things: how much tensor arena a model needs (read from
+TFLM's RecordingMicroAllocator report, which it prints on the C-level stderr) and what the
+model outputs on a microcontroller's kernels (TFLM reference kernels, built for the host).
+It does not estimate flash or latency (`estimate.py`) and never imports TensorFlow.
+
+The host build is 64-bit; on a 32-bit Cortex-M the pointer-holding records in the arena
+are smaller. `ArenaReport.target_bytes` applies that correction, record by record, from
+the struct layouts in TFLM's `tensorflow/lite/c/common.h` and `micro_allocator.h`:
+
+| record (RecordingMicroAllocator name)         | 64-bit | 32-bit | layout                         |
+| ---------------------------------------------- | ------ | ------ | ------------------------------ |
+| TfLiteEvalTensor data                          | 24     | 12     | 2 pointers + enum              |
+| NodeAndRegistration struct                     | 64     | 32     | 6 pointers + int + 1 pointer   |
+| Persistent TfLiteTensor data                   | 64     | 40     | 4 pointers/size_t + 6 words    |
+| Persistent TfLiteTensor quantization data      | 24     | 12     | 2 pointers + int (per record)  |
+
+Everything else (activation buffers, scratch, kernel op data of int32 multipliers) has the
+same size on both. The result is rounded up to 16 bytes (TFLM's arena alignment).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from typing import Iterator
+
+import numpy as np
+
+from tinyprune.errors import TflmError
+
+ARENA_ALIGNMENT = 16  # TFLM requires a 16-byte aligned arena (MicroArenaBufferAlignment)
+
+# (bytes per record on a 64-bit host, bytes on a 32-bit target); see module docstring.
+_POINTER_RECORDS = {
+    "TfLiteEvalTensor data": (24, 12),
+    "NodeAndRegistration struct": (64, 32),
+    "Persistent TfLiteTensor data": (64, 40),
+    "Persistent TfLiteTensor quantization data": (24, 12),
+}
+
+# Custom ops the Python TFLM wrapper can register by name (none are needed for builtins).
+_DECODE_OP = "TFLM_DECODE"
+
+
+@dataclass(frozen=True)
+class ArenaRecord:
+    name: str
+    used: int
+    requested: int
+    count: int
+
+
+@dataclass(frozen=True)
+class ArenaReport:
+    """TFLM's arena report for a model, as measured on the 64-bit host."""
+
+    host_bytes: int  # smallest arena that allocates and invokes on the host (see measure_arena)
+    head_bytes: int  # non-persistent: activations and scratch (planner)
+    tail_bytes: int  # persistent: tensor structs, kernel data
+    records: tuple[ArenaRecord, ...] = field(default=())
+    reported_bytes: int = 0  # 'Arena allocation total' as TFLM printed it
+
+    @property
+    def pointer_saving(self) -> int:
+        """Bytes the pointer-holding records lose on a 32-bit target."""
+        saved = 0
+        for r in self.records:
+            if r.name in _POINTER_RECORDS and r.count:
+                host, target = _POINTER_RECORDS[r.name]
+                # quantization data mixes struct records with int arrays: only the structs shrink
+                saved += (host - target) * r.count if r.name != "Persistent TfLiteTensor quantization data" \
+                    else (host - target) * (r.count // 2)
+        return saved
+
+    @property
+    def target_bytes(self) -> int:
+        """Arena the same model needs on a 32-bit Cortex-M, rounded up to 16 bytes."""
+        raw = self.host_bytes - self.pointer_saving
+        return -(-raw // ARENA_ALIGNMENT) * ARENA_ALIGNMENT
+
+
+@contextlib.contextmanager
+def _capture_c_stderr() -> Iterator[list[str]]:
+    """Capture what C code writes to file descriptor 2 (TFLM prints there)."""
+    out: list[str] = []
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile(mode="w+b") as tmp:
+        os.dup2(tmp.fileno(), 2)
+        try:
+            yield out
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            tmp.seek(0)
+            out.append(tmp.read().decode("utf-8", "replace"))
+
+
+_TOTAL = re.compile(r"Arena allocation total (\d+) bytes")
+_HEAD = re.compile(r"Arena allocation head (\d+) bytes")
+_TAIL = re.compile(r"Arena allocation tail (\d+) bytes")
+_RECORD = re.compile(r"'([^']+)' used (\d+) bytes with alignment overhead \(requested (\d+) bytes for (\d+) ")
+
+
+def parse_allocation_report(text: str) -> ArenaReport:
+    """Parse the text of TFLM's RecordingMicroAllocator::PrintAllocations()."""
+    total, head, tail = (_TOTAL.search(text), _HEAD.search(text), _TAIL.search(text))
+    if not (total and head and tail):
+        raise TflmError("TFLM printed no arena report; the tflite-micro package may be broken")
+    records = tuple(
+        ArenaRecord(name, int(used), int(req), int(n)) for name, used, req, n in _RECORD.findall(text)
+    )
+    total_bytes = int(total.group(1))
+    return ArenaReport(total_bytes, int(head.group(1)), int(tail.group(1)), records, total_bytes)
+
+
+def _runtime():
+    from tflite_micro import runtime  # ~0.2 s; kept local so importing this module is free
+
+    return runtime
+
+
+def _custom_ops(data: bytes) -> list[str]:
+    return []  # TFLM_DECODE is a builtin registration of the host interpreter's resolver
+
+
+def make_interpreter(data: bytes, arena_size: int | None = None):
+    """A TFLM interpreter for `data`; raises TflmError (with TFLM's own reason) on failure."""
+    runtime = _runtime()
+    if arena_size is None:
+        arena_size = max(len(data) * 10, 1 << 20)
+    with _capture_c_stderr() as log:
+        try:
+            return runtime.Interpreter.from_bytes(data, arena_size=arena_size)
+        except (RuntimeError, ValueError) as e:
+            err = e
+    reason = " ".join(line.strip() for line in log[0].splitlines() if line.strip())[:300]
+    raise TflmError(f"TFLite Micro cannot load this model: {err}. {reason}".strip())
+
+
+def measure_arena(data: bytes) -> ArenaReport:
+    """Allocate and invoke the model once in TFLM and return its arena report.
+
+    TFLM's printed total leaves out the planner's temporary memory, which is freed after
+    allocation but must fit while it runs; for tiny models it is larger than the head. So
+    the printed total is checked by allocating with exactly that much, and if that fails
+    the smallest arena that works is found by bisection in 16-byte steps.
+    """
+    report = _reported_arena(data)
+    need = report.host_bytes
+    if not fits_in_arena(data, need):
+        lo, hi = need // ARENA_ALIGNMENT, max(2 * need, need + 65536) // ARENA_ALIGNMENT
+        if not fits_in_arena(data, hi * ARENA_ALIGNMENT):
+            raise TflmError("TFLite Micro reports an arena it cannot allocate; this model is not usable")
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if fits_in_arena(data, mid * ARENA_ALIGNMENT):
+                hi = mid
+            else:
+                lo = mid + 1
+        need = hi * ARENA_ALIGNMENT
+    return ArenaReport(need, report.head_bytes, report.tail_bytes, report.records, report.host_bytes)
+
+
+def _reported_arena(data: bytes) -> ArenaReport:
+    interp = make_interpreter(data)
+    detail = interp.get_input_details(0)
+    interp.set_input(np.zeros(detail["shape"], dtype=detail["dtype"]), 0)
+    with _capture_c_stderr() as log:
+        try:
+            interp.invoke()
+        except RuntimeError as e:
+            raise TflmError(f"TFLite Micro failed to run this model: {e}") from None
+        interp.print_allocations()
+    return parse_allocation_report(log[0])
+
+
+def fits_in_arena(data: bytes, arena_size: int) -> bool:
+    """True if TFLM can allocate and invoke the model with exactly `arena_size` bytes."""
+    try:
+        interp = make_interpreter(data, arena_size)
+        detail = interp.get_input_details(0)
+        interp.set_input(np.zeros(detail["shape"], dtype=detail["dtype"]), 0)
+        with _capture_c_stderr():
+            interp.invoke()
+        return True
+    except (TflmError, RuntimeError):
+        return False
+
+
+def quantize_input(x: np.ndarray, detail: dict) -> np.ndarray:
+    """Float input -> the interpreter's input type, with its scale and zero point."""
+    dtype = np.dtype(detail["dtype"])
+    if dtype.kind == "f":
+        return x.astype(dtype)
+    q = detail["quantization_parameters"]
+    scale, zp = float(q["scales"][0]), int(q["zero_points"][0])
+    info = np.iinfo(dtype)
+    return np.clip(np.round(x / scale + zp), info.min, info.max).astype(dtype)
+
+
+def dequantize_output(y: np.ndarray, detail: dict) -> np.ndarray:
+    """Interpreter output -> float, with its scale and zero point."""
+    if np.dtype(detail["dtype"]).kind == "f":
+        return y.astype(np.float32)
+    q = detail["quantization_parameters"]
+    return (y.astype(np.float32) - float(q["zero_points"][0])) * float(q["scales"][0])
+
+
+def run(data: bytes, x: np.ndarray, quantized_input: bool = False) -> np.ndarray:
+    """Run every row of `x` through TFLM; returns raw outputs (model's output dtype).
+
+    `x` is float (quantized here with the input's scale and zero point) unless
+    `quantized_input` is true. The batch dimension is iterated: TFLM runs batch size 1.
+    """
+    interp = make_interpreter(data)
+    in_detail = interp.get_input_details(0)
+    shape = tuple(in_detail["shape"])
+    outs = []
+    with _capture_c_stderr():
+        for row in x:
+            xi = row.reshape(shape)
+            xi = xi.astype(in_detail["dtype"]) if quantized_input else quantize_input(xi, in_detail)
+            interp.set_input(xi, 0)
+            interp.invoke()
+            outs.append(np.array(interp.get_output(0)).reshape(-1).copy())
+    return np.stack(outs)
+
+
+def output_detail(data: bytes) -> dict:
+    return make_interpreter(data).get_output_details(0)
+
+
+def input_detail(data: bytes) -> dict:
+    return make_interpreter(data).get_input_details(0)

@@ -1,0 +1,74 @@
+"""Shared fixtures: the bundled demo model, digits data, ../shared/data (skip when absent)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("TINYPRUNE_SHARED_DATA", ROOT.parent / "shared" / "data"))
+DEMO_MODEL = ROOT / "models" / "digits_cnn.h5"
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """../shared/data (MNIST, MLPerf Tiny models); the test is skipped when it is absent."""
+    if not SHARED.is_dir():
+        pytest.skip(f"shared data not found at {SHARED}")
+    return SHARED
+
+
+@pytest.fixture(scope="session")
+def mlperf_dir(shared_data: Path) -> Path:
+    d = shared_data / "mlperf_tiny"
+    if not d.is_dir():
+        pytest.skip(f"MLPerf Tiny models not found at {d}")
+    return d
+
+
+@pytest.fixture(scope="session")
+def digits():
+    from tinyprune.data import load_digits
+
+    return load_digits()
+
+
+@pytest.fixture(scope="session")
+def demo_model_path() -> Path:
+    return DEMO_MODEL
+
+
+@pytest.fixture(scope="session")
+def demo_int8(tmp_path_factory, digits) -> Path:
+    """The demo model converted to a full-int8 .tflite (built once per test session)."""
+    from tinyprune.loading import load_model
+    from tinyprune.quantize import quantize_int8
+
+    model = load_model(DEMO_MODEL)
+    data = quantize_int8(model, digits.x_train, num_calibration=200)
+    path = tmp_path_factory.mktemp("demo_int8") / "digits_int8.tflite"
+    path.write_bytes(data)
+    return path
+
+
+def run_cli(args: list[str]):
+    """Run the tinyprune CLI in a subprocess; returns CompletedProcess (text)."""
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-m", "tinyprune", *args], capture_output=True, text=True,
+                          cwd=ROOT, timeout=1800)
+
+
+def stderr_one_line(proc) -> str:
+    """Assert the process wrote exactly one non-empty line on stderr and return it."""
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1, f"expected one line on stderr, got:\n{proc.stderr}"
+    assert "Traceback" not in proc.stderr
+    return lines[0]
+
+
+__all__ = ["run_cli", "stderr_one_line", "np"]
