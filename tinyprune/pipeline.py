@@ -1,0 +1,171 @@
+"""The end-to-end job behind `tinyprune run`: one stage per module, wired in order.
+
+    load model + data        loading.py, data.py
+    magnitude pruning        magnitude.py   (tfmot polynomial schedule, fine-tune, strip)
+    int8 conversion          quantize.py    (full-integer, representative dataset)
+    TFLM check + arena       firmware_export/tflm.py (real TFLM interpreter)
+    C source + header        firmware_export/cexport.py
+    fit per board            firmware_export/estimate.py
+
+Everything is written under the output folder, built in a temp folder and moved into
+place at the end, so a failed run leaves nothing. This module wires stages; it holds no
+pruning, conversion or estimation logic of its own.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from rich.console import Console
+
+from firmware_export.files import check_writable, staged_dir
+from tinyprune.config import RunConfig
+
+
+@dataclass
+class RunResult:
+    """What `run_pipeline` produced and measured."""
+
+    output_dir: Path
+    float_accuracy: float
+    pruned_accuracy: float
+    sparsity: dict[str, float]
+    dense_int8_bytes: int  # int8 .tflite of the unpruned model
+    int8_bytes: int  # int8 .tflite of the pruned model: the same, masks save no flash
+    tflite_accuracy: float  # int8 model in the TFLite interpreter (ai-edge-litert)
+    tflm_accuracy: float  # int8 model in the real TFLM interpreter
+    tflm_tflite_agreement: float  # fraction of validation samples with the same top-1
+    arena_host_bytes: int
+    arena_target_bytes: int
+    files: list[str] = field(default_factory=list)
+    fit: list[dict] = field(default_factory=list)
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["output_dir"] = str(self.output_dir)
+        return d
+
+
+class _Clock:
+    def __init__(self):
+        self.times: dict[str, float] = {}
+
+    def stage(self, name: str):
+        clock = self
+
+        class _Stage:
+            def __enter__(self):
+                self.t = time.perf_counter()
+
+            def __exit__(self, *exc):
+                clock.times[name] = round(time.perf_counter() - self.t, 2)
+
+        return _Stage()
+
+
+def _tflite_predict(data: bytes, x):
+    """Run the int8 model in the TFLite interpreter (ai-edge-litert), one sample at a time."""
+    import numpy as np
+    from ai_edge_litert.interpreter import Interpreter
+
+    from firmware_export.tflm import quantize_input
+
+    interp = Interpreter(model_content=data)
+    interp.allocate_tensors()
+    inp, out = interp.get_input_details()[0], interp.get_output_details()[0]
+    detail = {"dtype": inp["dtype"], "quantization_parameters": inp["quantization_parameters"]}
+    rows = []
+    for row in x:
+        interp.set_tensor(inp["index"], quantize_input(row.reshape(inp["shape"]), detail))
+        interp.invoke()
+        rows.append(interp.get_tensor(out["index"]).reshape(-1).copy())
+    return np.stack(rows)
+
+
+def run_pipeline(cfg: RunConfig, force: bool = False, console: Console | None = None,
+                 quiet: bool = False) -> RunResult:
+    """Run every stage for `cfg` and write its outputs; see the module docstring."""
+    from firmware_export import tflm
+    from firmware_export.boards import load_boards, select_boards, DEFAULT_BOARDS
+    from firmware_export.cexport import export_c
+    from firmware_export.estimate import fit_model
+    from tinyprune import training
+    from tinyprune.data import load_data
+    from tinyprune.loading import load_model
+    from tinyprune.magnitude import Schedule, prune_magnitude
+    from tinyprune.quantize import quantize_int8
+
+    console = console or Console(stderr=True, quiet=quiet)
+    out_dir = Path(cfg.output.dir)
+    check_writable(out_dir, force)
+    boards = select_boards(load_boards(), cfg.fit.boards or list(DEFAULT_BOARDS), all_boards=False)
+    clock = _Clock()
+
+    with clock.stage("load"):
+        model = load_model(cfg.resolve(cfg.model.path), unsafe=cfg.model.unsafe_load)
+        ds = load_data(cfg.data_source()).fit_to(model.input_shape)
+        training.compile_for(model, ds)
+        float_acc = training.evaluate(model, ds)
+    console.print(f"[bold]model[/] {cfg.model.path}: {model.count_params():,} parameters, "
+                  f"validation score {float_acc:.4f} on {ds.name} ({len(ds.x_val)} samples)")
+
+    with clock.stage("dense int8"):
+        dense_int8 = quantize_int8(model, ds.x_train, cfg.quantize.calibration_samples, cfg.quantize.io_type)
+
+    with clock.stage("prune"):
+        p = cfg.prune
+        pruned = prune_magnitude(model, ds, Schedule("polynomial", p.initial_sparsity, p.final_sparsity),
+                                 epochs=p.epochs, batch_size=p.batch_size, quiet=quiet)
+
+    with clock.stage("int8"):
+        int8 = quantize_int8(pruned.model, ds.x_train, cfg.quantize.calibration_samples, cfg.quantize.io_type)
+
+    with clock.stage("tflm"):
+        arena = tflm.measure_arena(int8)
+        y_tflm = tflm.run(int8, ds.x_val)
+        y_lite = _tflite_predict(int8, ds.x_val)
+        tflm_acc = training.score(y_tflm, ds.y_val)
+        lite_acc = training.score(y_lite, ds.y_val)
+        agree = float((y_tflm.argmax(1) == y_lite.argmax(1)).mean())
+
+    result = RunResult(out_dir, float_acc, pruned.accuracy, pruned.sparsity, len(dense_int8), len(int8),
+                       lite_acc, tflm_acc, agree, arena.host_bytes, arena.target_bytes)
+    with staged_dir(out_dir, force=force) as tmp:
+        with clock.stage("export"):
+            pruned.model.save(tmp / "model_pruned.h5", include_optimizer=False)
+            (tmp / "model_int8.tflite").write_bytes(int8)
+            export_c(int8, tmp / "firmware", name=cfg.export.name)
+        with clock.stage("fit"):
+            report = fit_model(int8, boards)
+            result.fit = json.loads(report.to_json())
+            (tmp / "fit.json").write_text(report.to_json() + "\n")
+        result.files = sorted(str(p.relative_to(tmp)) for p in tmp.rglob("*") if p.is_file())
+        result.seconds = clock.times
+        (tmp / "report.json").write_text(json.dumps(result.to_dict(), indent=2) + "\n")
+    result.files = sorted(result.files + ["report.json"])
+    _print_summary(result, console)
+    report.render(console)
+    return result
+
+
+def _print_summary(r: RunResult, console: Console) -> None:
+    from rich.table import Table
+
+    t = Table(title="tinyprune run", show_header=False)
+    t.add_row("float accuracy (Keras, unpruned)", f"{r.float_accuracy:.4f}")
+    t.add_row("pruned accuracy (Keras)", f"{r.pruned_accuracy:.4f}")
+    mean_sparsity = sum(r.sparsity.values()) / max(len(r.sparsity), 1)
+    t.add_row("mean layer sparsity", f"{mean_sparsity:.1%}")
+    t.add_row("int8 accuracy (TFLite / TFLM)", f"{r.tflite_accuracy:.4f} / {r.tflm_accuracy:.4f}")
+    t.add_row("TFLite vs TFLM top-1 agreement", f"{r.tflm_tflite_agreement:.2%}")
+    t.add_row("int8 .tflite bytes (dense / pruned)", f"{r.dense_int8_bytes:,} / {r.int8_bytes:,}")
+    t.add_row("TFLM arena (host / 32-bit target)", f"{r.arena_host_bytes:,} / {r.arena_target_bytes:,}")
+    t.add_row("output", str(r.output_dir))
+    console.print(t)
+    console.print("[yellow]note:[/] magnitude pruning masks weights to zero; the int8 .tflite keeps every "
+                  "weight, so flash does not shrink. Structured removal (--method structured) or TFLM LUT "
+                  "compression (--compress lut) is what saves flash.")
