@@ -1,0 +1,85 @@
+"""Which operators a .tflite uses, which of them TFLite Micro can run, and how to register them.
+
+The table of supported operators and their `tflite::MicroMutableOpResolver` methods is data, in
+`tflm_ops.toml` next to this module (with its sources). This module reads the operator set of
+every subgraph straight from the flatbuffer (so IF/WHILE bodies count) and maps it onto that
+table. It does not write C (`cexport.py`) and does not run the model (`tflm.py`).
+
+Example:
+    >>> ops = model_ops(data)
+    >>> [op.method for op in ops]
+    ['AddConv2D', 'AddFullyConnected', 'AddSoftmax']
+"""
+
+from __future__ import annotations
+
+import functools
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+from tinyprune.errors import TfliteFormatError, TflmError
+from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as schema
+
+OPS_TABLE = Path(__file__).with_name("tflm_ops.toml")
+_BUILTIN_NAMES = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
+
+
+@dataclass(frozen=True)
+class ModelOp:
+    """One distinct operator of a model and the resolver method that registers it."""
+
+    name: str  # builtin name ("CONV_2D") or custom code ("TFLM_DECODE")
+    custom: bool
+    method: str | None  # e.g. "AddConv2D"; None when TFLM has no kernel for it
+
+    @property
+    def supported(self) -> bool:
+        return self.method is not None
+
+
+@functools.cache
+def op_table() -> tuple[dict[str, str], dict[str, str]]:
+    """(builtin name -> method, custom code -> method), from tflm_ops.toml."""
+    table = tomllib.loads(OPS_TABLE.read_text(encoding="utf-8"))
+    return dict(table["builtin"]), dict(table["custom"])
+
+
+def _op_codes(data: bytes) -> set[tuple[str, bool]]:
+    """(name, is_custom) of every operator used in any subgraph of `data`."""
+    try:
+        m = schema.Model.GetRootAsModel(data, 0)
+        codes = []
+        for i in range(m.OperatorCodesLength()):
+            c = m.OperatorCodes(i)
+            builtin = max(c.BuiltinCode(), c.DeprecatedBuiltinCode())
+            if builtin == schema.BuiltinOperator.CUSTOM:
+                codes.append(((c.CustomCode() or b"").decode("utf-8", "replace"), True))
+            else:
+                codes.append((_BUILTIN_NAMES.get(builtin, f"OP_{builtin}"), False))
+        used = set()
+        for s in range(m.SubgraphsLength()):
+            sg = m.Subgraphs(s)
+            for k in range(sg.OperatorsLength()):
+                used.add(codes[sg.Operators(k).OpcodeIndex()])
+        return used
+    except (IndexError, ValueError, UnicodeDecodeError, AttributeError) as e:
+        raise TfliteFormatError(f"damaged .tflite: cannot read its operator table ({type(e).__name__}); "
+                                "re-export it from the converter") from None
+
+
+def model_ops(data: bytes) -> list[ModelOp]:
+    """The distinct operators of `data`, sorted by name, each with its resolver method."""
+    builtin, custom = op_table()
+    return sorted((ModelOp(name, is_custom, (custom if is_custom else builtin).get(name))
+                   for name, is_custom in _op_codes(data)), key=lambda op: op.name)
+
+
+def check_supported(ops: list[ModelOp], source: str = "the model") -> None:
+    """Raise TflmError naming every operator TFLM cannot run (one line)."""
+    missing = [op.name + (" (custom)" if op.custom else "") for op in ops if not op.supported]
+    if missing:
+        raise TflmError(
+            f"{source} uses {len(missing)} operator(s) TensorFlow Lite Micro does not support: "
+            f"{', '.join(missing)}; replace those layers or convert with TFLITE_BUILTINS_INT8 only"
+        )
