@@ -24,6 +24,7 @@ TRAIN_SEED = 0
 def ends_in_softmax(model) -> bool:
     """True if the model's output is already a probability distribution."""
     last = model.layers[-1]
+    last = getattr(last, "layer", last)  # a tfmot wrapper (pruning, clustering, QAT) holds the real layer
     if isinstance(last, keras.layers.Softmax):
         return True
     act = getattr(last, "activation", None)
