@@ -41,7 +41,7 @@ from firmware_export import ops as ops_mod
 from firmware_export import tflm
 from firmware_export.files import check_writable, staged_dir
 from firmware_export.tflite_model import Tensor, TfliteModel, parse_tflite, read_tflite
-from tinyprune.errors import ConfigError, TfliteFormatError
+from tinyprune.errors import ConfigError, InputFileError, TfliteFormatError
 
 TEMPLATES = Path(__file__).with_name("templates")
 ARENA_MARGIN_FRACTION = 0.05  # CMSIS-NN scratch buffers the host's reference kernels do not ask for
@@ -86,11 +86,36 @@ class ExportResult:
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2)
 
+    def render(self, console) -> None:
+        """Print what was written and the arena figures as a rich table."""
+        from rich.table import Table
+
+        t = Table(title=f"tinyprune export -> {self.out_dir}", show_header=False)
+        t.add_row("model", f"{self.model_bytes:,} bytes, {len(self.ops)} operators: {', '.join(self.ops)}")
+        t.add_row("arena (TFLM, 64-bit host)", f"{self.host_arena_bytes:,} bytes")
+        t.add_row("arena (32-bit target)", f"{self.target_arena_bytes:,} bytes")
+        t.add_row(f"{self.name}_tensor_arena_size", f"{self.arena_bytes:,} bytes "
+                  f"(target + {ARENA_MARGIN_FRACTION:.0%} + {ARENA_MARGIN_BYTES} B margin)")
+        t.add_row("files", "\n".join(self.files))
+        console.print(t)
+
 
 def arena_constant(target_bytes: int) -> int:
     """The header's arena size: 32-bit target figure + 5% + 512 B, rounded up to 16 bytes."""
     raw = target_bytes + math.ceil(target_bytes * ARENA_MARGIN_FRACTION) + ARENA_MARGIN_BYTES
     return -(-raw // tflm.ARENA_ALIGNMENT) * tflm.ARENA_ALIGNMENT
+
+
+def read_labels(path: str | Path) -> list[str]:
+    """Class labels from a text file, one per line (blank lines ignored)."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputFileError(f"{path}: no such labels file; give a text file with one label per line")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise InputFileError(f"{path} is not UTF-8 text; give a text file with one label per line") from None
+    return [line.strip() for line in text.splitlines() if line.strip()]
 
 
 def _load(model: bytes | str | Path) -> TfliteModel:
