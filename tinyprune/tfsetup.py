@@ -18,9 +18,37 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # hide INFO and WARNING from
 # tinyprune trains small models on the CPU; without this TF probes for CUDA and logs an error.
 os.environ.setdefault("CUDA_VISIBLE_DEVICES", "-1")
 
-import tensorflow as tf  # noqa: E402
-import tf_keras as keras  # noqa: E402
-import tensorflow_model_optimization as tfmot  # noqa: E402
+import sys  # noqa: E402
+
+
+def _native_stderr_silenced(start):
+    """Run `start` with file descriptor 2 pointed at /dev/null, then restore it.
+
+    TensorFlow's C++ start-up messages (absl "WARNING: All log messages before
+    absl::InitializeLog()", oneDNN and CUDA probes, cuInit) ignore TF_CPP_MIN_LOG_LEVEL and
+    would break the CLI's one-line-on-stderr contract for errors raised after import.
+    """
+    sys.stderr.flush()
+    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        return start()
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+def _start():
+    import tensorflow as tf
+    import tf_keras as keras
+    import tensorflow_model_optimization as tfmot
+
+    tf.config.list_logical_devices()  # device probing (cuInit) logs here, not at the first op
+    return tf, keras, tfmot
+
+
+tf, keras, tfmot = _native_stderr_silenced(_start)
 
 tf.get_logger().setLevel("ERROR")
 
