@@ -132,18 +132,23 @@ def parse_boards(text: str, source: str = "<boards>") -> list[Board]:
     return boards
 
 
+def read_boards_file(boards_file: str | Path) -> list[Board]:
+    """The boards defined in a user's TOML file, validated, in file order."""
+    path = Path(boards_file)
+    if not path.is_file():
+        raise InputFileError(f"{path}: no such boards file; give a TOML file with [[board]] tables")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise InputFileError(f"{path}: cannot read boards file ({e.__class__.__name__})") from None
+    return parse_boards(text, str(path))
+
+
 def load_boards(boards_file: str | Path | None = None) -> dict[str, Board]:
     """The shipped profiles, plus (and overridden by) those in `boards_file`, keyed by name."""
     boards = {b.name: b for b in parse_boards(BOARDS_FILE.read_text(), str(BOARDS_FILE.name))}
     if boards_file is not None:
-        path = Path(boards_file)
-        if not path.is_file():
-            raise InputFileError(f"{path}: no such boards file; give a TOML file with [[board]] tables")
-        try:
-            text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as e:
-            raise InputFileError(f"{path}: cannot read boards file ({e.__class__.__name__})") from None
-        boards.update({b.name: b for b in parse_boards(text, str(path))})
+        boards.update({b.name: b for b in read_boards_file(boards_file)})
     return boards
 
 

@@ -235,19 +235,21 @@ class FitReport:
 
         t = Table(title=f"fit: {self.model_bytes:,} B model, {self.macs:,} MACs, "
                         f"arena {self.arena_target_bytes:,} B (32-bit)")
-        for col in ("board", "core", "flash used / avail", "RAM used / avail", "latency ms (range)", "verdict"):
-            t.add_column(col, justify="right" if "/" in col or "ms" in col else "left")
+        t.add_column("board", no_wrap=True)
+        t.add_column("core", no_wrap=True)
+        for col in ("flash KB used/avail", "RAM KB used/avail", "latency ms (range)"):
+            t.add_column(col, justify="right")
+        t.add_column("verdict")
         for r in self.results:
-            verdict = "[green]fits[/]" if r.fits else f"[red]no: {r.overshoot}[/]"
-            t.add_row(r.board, f"{r.core.removeprefix('cortex-')} @ {r.clock_mhz:g} MHz",
-                      f"{_kb(r.flash_bytes)} / {_kb(r.flash_available)} ({_pct(r.flash_bytes, r.flash_available)})",
-                      f"{_kb(r.ram_bytes)} / {_kb(r.ram_available)} ({_pct(r.ram_bytes, r.ram_available)})",
+            verdict = "[green]fits[/]" if r.fits else f"[red]NO: {r.overshoot}[/]"
+            t.add_row(r.board, f"{_core_label(r.core)} {r.clock_mhz:g}MHz",
+                      _used(r.flash_bytes, r.flash_available), _used(r.ram_bytes, r.ram_available),
                       f"{_ms(r.latency_ms)} ({_ms(r.latency_ms_low)}-{_ms(r.latency_ms_high)})", verdict)
         console.print(t)
         if layers:
             self._render_layers(console)
-        console.print("[dim]flash = model + TFLM code; RAM = TFLM arena (32-bit) + interpreter + stack; "
-                      "latency range from the calibration (docs/fit.md)[/]")
+        console.print("[dim]flash = model + TFLM code; RAM = 32-bit TFLM arena + interpreter + stack; "
+                      "latency range: docs/fit.md[/]")
 
     def _render_layers(self, console: Any) -> None:
         from rich.table import Table
@@ -272,8 +274,13 @@ def _kb(n: int) -> str:
     return f"{n / KB:,.1f} KB"
 
 
-def _pct(used: int, avail: int) -> str:
-    return f"{used / avail:.0%}" if avail else "-"
+def _used(used: int, avail: int) -> str:
+    pct = f" ({used / avail:.0%})" if avail else ""
+    return f"{used / KB:,.0f}/{avail / KB:,.0f}{pct}"
+
+
+def _core_label(core: str) -> str:
+    return core.removeprefix("cortex-").upper().replace("PLUS", "+")
 
 
 def _ms(v: float) -> str:

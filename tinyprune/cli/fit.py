@@ -1,0 +1,50 @@
+"""`tinyprune fit MODEL.tflite`: flash, RAM and latency per board; a CI gate (exit 0 fits, 1 not).
+
+A thin wrapper over `firmware_export.estimate.fit_model`; never imports TensorFlow.
+Bad input (not a .tflite, unknown board, malformed boards file, a model TFLM cannot allocate)
+raises a TinypruneError, which the CLI turns into one line on stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+PIPE_WIDTH = 120  # table width when stdout is not a terminal (rich would use 80 and truncate names)
+EXIT_DOES_NOT_FIT = 1  # exit code when the model misses at least one board (2 is bad input)
+
+
+@click.command("fit")
+@click.argument("model", type=click.Path(path_type=str))
+@click.option("--board", "boards", multiple=True, metavar="NAME",
+              help="Board to check (repeatable). Default: the boards of --boards-file, else a representative set.")
+@click.option("--all", "all_boards", is_flag=True, help="Check every board profile.")
+@click.option("--boards-file", type=click.Path(path_type=str), default=None,
+              help="Extra board profiles (TOML, [[board]] tables; same format as the shipped boards.toml).")
+@click.option("--json", "as_json", is_flag=True, help="Print the estimates as JSON on stdout.")
+@click.option("--layers", is_flag=True, help="Also show the per-op latency and memory breakdown (peak marked).")
+@click.pass_context
+def fit(ctx: click.Context, model: str, boards: tuple[str, ...], all_boards: bool, boards_file: str | None,
+        as_json: bool, layers: bool) -> None:
+    """Estimate flash, RAM and latency of MODEL.tflite on board profiles.
+
+    Exit 0 when the model fits every board asked for, 1 when it does not, 2 on bad input.
+    """
+    from rich.console import Console
+
+    from firmware_export.boards import load_boards, read_boards_file, select_boards
+    from firmware_export.estimate import fit_model
+    from firmware_export.tflite_model import read_tflite
+
+    tflite = read_tflite(model)
+    profiles = load_boards(boards_file)
+    names = list(boards) or None
+    if names is None and not all_boards and boards_file is not None:
+        names = [b.name for b in read_boards_file(boards_file)]
+    report = fit_model(tflite, select_boards(profiles, names, all_boards))
+    if as_json:
+        click.echo(report.to_json(layers=layers))
+    else:
+        report.render(Console(width=None if sys.stdout.isatty() else PIPE_WIDTH), layers=layers)
+    ctx.exit(0 if report.all_fit else EXIT_DOES_NOT_FIT)
