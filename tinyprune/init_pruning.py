@@ -104,7 +104,7 @@ def prune_at_init(model, method: str, compression: float, rounds: int | None = N
     history, collapsed = [], []
     progress = Progress(TextColumn(f"[bold]{method} pruning"), BarColumn(),
                         TextColumn("round {task.completed}/{task.total}"), TextColumn("{task.fields[info]}"),
-                        TimeElapsedColumn(), console=Console(stderr=True), disable=quiet)
+                        TimeElapsedColumn(), console=Console(stderr=True), transient=True, disable=quiet)
     with progress:
         task = progress.add_task(method, total=rounds, info="")
         for k, rho_k in enumerate(schedule, start=1):
