@@ -1,0 +1,220 @@
+"""`tinyprune prune MODEL --method magnitude`: tfmot schedules, then (optionally) TFLM LUT compression.
+
+Thin wrapper over the library: `tinyprune.magnitude.prune_magnitude` (prune, strip, optional
+PQAT), `tinyprune.quantize.quantize_int8`, `tinyprune.clustering.cluster_model` and
+`firmware_export.lut.compress_lut`; `tinyprune.outputs.write_prune_outputs` writes the folder.
+This module parses options, calls those in order and prints the report. Its flash accounting
+shows the dense int8 bytes of every model it writes next to the bytes after compression, so a
+mask that saves nothing on the device is shown as saving nothing.
+
+Options are checked before TensorFlow is imported, so bad input fails in well under a second.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import click
+import numpy as np
+
+from tinyprune.errors import ConfigError
+
+SPARSITY_ONLY_NOTE = ("tfmot masks weights: the int8 .tflite of a sparse model has the dense size; "
+                      "TFLM has no sparse kernels, so sparsity alone saves no flash")
+MODE_NOTE = ("model pruning: strip_pruning made the zeros permanent in model.h5 (no tfmot wrappers); "
+             "the masks were ephemeral (wrappers) only during fine-tuning")
+
+
+@dataclass
+class FlashRow:
+    """One artifact in the flash table."""
+
+    artifact: str
+    file: str
+    dense_int8_bytes: int  # what the same weights cost stored as plain int8
+    flash_bytes: int  # what this file costs in flash
+    arena_bytes_target32: int
+    accuracy_tflm: float | None
+
+    @property
+    def flash_fraction(self) -> float:
+        return self.flash_bytes / self.dense_int8_bytes
+
+
+def parse_options(opts: dict[str, Any]):
+    """Check every option that needs no model; returns (PruneOptions, compress bits or None)."""
+    from firmware_export.lut import check_bits
+    from tinyprune.magnitude import PruneOptions, Schedule, parse_block_size, parse_layer_targets, parse_m_by_n
+
+    schedule = Schedule(kind=opts.get("schedule") or "polynomial",
+                        initial_sparsity=float(opts.get("initial_sparsity") or 0.0),
+                        final_sparsity=float(opts["final_sparsity"] if opts.get("final_sparsity") is not None else 0.5),
+                        begin_step=int(opts.get("begin_step") or 0),
+                        end_step=int(opts["end_step"] if opts.get("end_step") is not None else -1),
+                        frequency=opts.get("frequency"), power=float(opts.get("power") or 3.0))
+    schedule.validate()
+    bits = None
+    if (opts.get("compress") or "none") == "lut":
+        bits = int(opts.get("bits") or 4)
+        check_bits(bits)
+    elif opts.get("bits") not in (None, 4):
+        check_bits(int(opts["bits"]))
+    if not opts.get("data"):
+        raise ConfigError("magnitude pruning fine-tunes the model: give --data (digits or a .npz)")
+    if int(opts.get("epochs") or 0) < 1:
+        raise ConfigError(f"magnitude pruning needs --epochs of at least 1, got {opts.get('epochs')}")
+    if int(opts.get("batch_size") or 0) < 1:
+        raise ConfigError(f"--batch-size must be at least 1, got {opts.get('batch_size')}")
+    options = PruneOptions(schedule=schedule,
+                           layer_targets=parse_layer_targets(tuple(opts.get("layer_sparsity") or ()),
+                                                             opts.get("sparsity_config")),
+                           m_by_n=parse_m_by_n(opts.get("m_by_n")), block_size=parse_block_size(opts.get("block_size")),
+                           pqat=bool(opts.get("pqat")), tensorboard_dir=opts.get("tensorboard"))
+    return options, bits
+
+
+def _tflm_accuracy(tflite: bytes, ds) -> tuple[float | None, np.ndarray]:
+    from firmware_export.tflm import run
+
+    out = run(tflite, ds.x_val)
+    if not ds.is_classification:
+        return None, out
+    return float((out.reshape(len(ds.y_val), -1).argmax(axis=1) == ds.y_val).mean()), out
+
+
+def _h5_bytes(model) -> bytes:
+    with tempfile.TemporaryDirectory() as d:
+        path = Path(d) / "m.h5"
+        model.save(path, include_optimizer=False)
+        return path.read_bytes()
+
+
+def handle(opts: dict[str, Any]) -> None:
+    """Run magnitude pruning (and LUT compression) as the CLI options say, write OUT/, report."""
+    from rich.console import Console
+
+    from firmware_export.files import check_writable
+
+    options, bits = parse_options(opts)
+    check_writable(Path(opts["output"]), bool(opts.get("force")))
+    quiet = bool(opts.get("quiet")) or bool(opts.get("as_json"))
+    console = Console(stderr=True, quiet=bool(opts.get("quiet")) and not opts.get("as_json"))
+
+    from firmware_export.tflm import measure_arena
+    from tinyprune import training
+    from tinyprune.data import load_data
+    from tinyprune.loading import load_model
+    from tinyprune.magnitude import plan_layers, prune_magnitude
+    from tinyprune.outputs import write_prune_outputs
+    from tinyprune.quantize import quantize_int8
+
+    model = load_model(opts["model"], unsafe=bool(opts.get("unsafe_load")))
+    ds = load_data(opts["data"]).fit_to(model.input_shape)
+    plan_layers(model, options)  # unknown / unprunable layer names fail before any training
+    dense_accuracy = training.evaluate(model, ds) if ds.is_classification else None
+    epochs, batch = int(opts["epochs"]), int(opts["batch_size"])
+
+    result = prune_magnitude(model, ds, epochs=epochs, batch_size=batch, quiet=quiet, options=options)
+    to_convert = result.qat_model if result.qat_model is not None else result.model
+    int8 = quantize_int8(to_convert, ds.x_train)
+    int8_arena = measure_arena(int8)
+    int8_acc, _ = _tflm_accuracy(int8, ds)
+    rows = [FlashRow("pruned" + (" (PQAT)" if options.pqat else ""), "model_int8.tflite", len(int8),
+                     len(int8), int8_arena.target_bytes, int8_acc)]
+    extra = {"model_int8.tflite": int8}
+    report: dict[str, Any] = {
+        "method": "magnitude", "pruning_mode": "model", "pruning_mode_note": MODE_NOTE,
+        "model": str(opts["model"]), "data": ds.name, "epochs": epochs, "batch_size": batch,
+        "schedule": result.schedule.to_dict() if result.schedule else None,
+        "layers": [{**asdict(p), "sparsity_after_strip": round(result.sparsity.get(p.name, 0.0), 4)}
+                   for p in result.plans],
+        "overall_sparsity": round(result.overall_sparsity(), 4),
+        "not_prunable_by_tfmot": result.unprunable,
+        "accuracy_dense_keras": dense_accuracy, "accuracy_pruned_keras": result.accuracy,
+        "accuracy_pqat_keras": result.qat_accuracy, "accuracy_int8_tflm": int8_acc,
+        "int8_bytes": len(int8), "arena_bytes_host": int8_arena.host_bytes,
+        "arena_bytes_target32": int8_arena.target_bytes, "notes": [SPARSITY_ONLY_NOTE],
+    }
+    if bits is not None:
+        report["compression"], lut_rows, lut_files = _compress(result.model, ds, bits, epochs, batch, quiet)
+        rows += lut_rows
+        extra.update(lut_files)
+    report["flash"] = [{**asdict(r), "flash_fraction": round(r.flash_fraction, 4)} for r in rows]
+    outputs = write_prune_outputs(opts["output"], result.model, report, force=bool(opts.get("force")),
+                                  extra_files=extra)
+    if opts.get("as_json"):
+        click.echo(json.dumps({**report, "output": str(outputs.folder)}, indent=2, default=str))
+    else:
+        print_report(console, report, rows, outputs.folder)
+
+
+def _compress(model, ds, bits: int, epochs: int, batch: int, quiet: bool):
+    from firmware_export.lut import EXPERIMENTAL_NOTE, compress_lut
+    from tinyprune.clustering import cluster_model
+    from tinyprune.quantize import quantize_int8
+
+    clustered = cluster_model(model, ds, bits=bits, epochs=epochs, batch_size=batch, quiet=quiet)
+    cl_int8 = quantize_int8(clustered.model, ds.x_train)
+    lut = compress_lut(cl_int8, bits)
+    cl_acc, cl_out = _tflm_accuracy(cl_int8, ds)
+    lut_acc, lut_out = _tflm_accuracy(lut.data, ds)
+    rows = [FlashRow(f"clustered {2 ** bits}/ch", "model_int8_clustered.tflite", len(cl_int8),
+                     len(cl_int8), lut.dense_arena.target_bytes, cl_acc),
+            FlashRow(f"LUT {bits}-bit", "model_int8_lut.tflite", len(cl_int8), lut.compressed_bytes,
+                     lut.compressed_arena.target_bytes, lut_acc)]
+    info = {**lut.to_dict(), "clustered_layers": clustered.clustered, "not_clustered": clustered.skipped,
+            "values_per_channel": clustered.values_per_channel,
+            "sparsity_after_clustering": {k: round(v, 4) for k, v in clustered.sparsity.items()},
+            "accuracy_clustered_keras": clustered.accuracy, "accuracy_clustered_int8_tflm": cl_acc,
+            "accuracy_lut_tflm": lut_acc, "lut_outputs_identical_to_clustered": bool(np.array_equal(cl_out, lut_out)),
+            "experimental": EXPERIMENTAL_NOTE}
+    files = {"model_clustered.h5": _h5_bytes(clustered.model), "model_int8_clustered.tflite": cl_int8,
+             "model_int8_lut.tflite": lut.data}
+    return info, rows, files
+
+
+def _pct(v: float | None) -> str:
+    return "-" if v is None else f"{v:.2%}"
+
+
+def print_report(console, report: dict, rows: list[FlashRow], folder: Path) -> None:
+    """Per-layer sparsity table, flash table, notes."""
+    from rich.table import Table
+
+    sched = report["schedule"] or {}
+    console.print(f"[bold]magnitude pruning[/] {sched.get('kind')} schedule: {sched.get('initial_sparsity')} -> "
+                  f"{sched.get('final_sparsity')}, steps {sched.get('begin_step')}..{sched.get('end_step')} "
+                  f"every {sched.get('frequency')} (last mask update at step {sched.get('last_update_step')})")
+    layers = Table(title="per-layer sparsity after strip_pruning")
+    for col in ("layer", "type", "pattern", "target", "sparsity"):
+        layers.add_column(col, justify="right" if col in ("target", "sparsity") else "left")
+    for row in report["layers"]:
+        layers.add_row(row["name"], row["kind"], row["pattern"], f"{row['target']:.1%}",
+                       f"{row['sparsity_after_strip']:.1%}")
+    console.print(layers)
+    for name, kind in report["not_prunable_by_tfmot"].items():
+        console.print(f"[yellow]not pruned:[/] {name} ({kind}): tfmot cannot prune this layer type")
+    flash = Table(title="flash (bytes the device stores; int8 B = same weights as plain int8) and arena (32-bit)")
+    for col in ("artifact", "file", "int8 B", "flash B", "flash %", "arena B", "acc TFLM"):
+        flash.add_column(col, justify="left" if col in ("artifact", "file") else "right")
+    for r in rows:
+        flash.add_row(r.artifact, r.file, f"{r.dense_int8_bytes:,}", f"{r.flash_bytes:,}",
+                      f"{r.flash_fraction:.1%}", f"{r.arena_bytes_target32:,}", _pct(r.accuracy_tflm))
+    console.print(flash, soft_wrap=False)
+    console.print(f"accuracy: dense Keras {_pct(report['accuracy_dense_keras'])}, pruned Keras "
+                  f"{_pct(report['accuracy_pruned_keras'])}, pruned int8 in TFLM {_pct(report['accuracy_int8_tflm'])}")
+    for note in report["notes"] + [report["pruning_mode_note"]]:
+        console.print(f"[dim]note:[/] {note}")
+    comp = report.get("compression")
+    if comp:
+        extra = comp["extra_arena_bytes_target32"]
+        console.print(f"LUT: {comp['dense_int8_bytes']:,} B -> {comp['compressed_bytes']:,} B "
+                      f"(saves {comp['saved_bytes']:,} B); the decoded tensors need {extra:,} B more arena")
+        console.print(f"LUT outputs identical to the clustered int8 model in TFLM: "
+                      f"{comp['lut_outputs_identical_to_clustered']}")
+        console.print(f"[bold yellow]warning:[/] {comp['experimental']}")
+    console.print(f"wrote {folder}/")
