@@ -241,11 +241,14 @@ class FitReport:
             t.add_column(col, justify="right")
         t.add_column("verdict")
         for r in self.results:
-            verdict = "[green]fits[/]" if r.fits else f"[red]NO: {r.overshoot}[/]"
+            verdict = "[green]fits[/]" if r.fits else "[red]NO[/]"
             t.add_row(r.board, f"{_core_label(r.core)} {r.clock_mhz:g}MHz",
                       _used(r.flash_bytes, r.flash_available), _used(r.ram_bytes, r.ram_available),
                       f"{_ms(r.latency_ms)} ({_ms(r.latency_ms_low)}-{_ms(r.latency_ms_high)})", verdict)
         console.print(t)
+        for r in self.results:
+            if not r.fits:
+                console.print(f"[red]does not fit[/] {r.board}: {r.overshoot}", highlight=False)
         if layers:
             self._render_layers(console)
         console.print("[dim]flash = model + TFLM code; RAM = 32-bit TFLM arena + interpreter + stack; "
