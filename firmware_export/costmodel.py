@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from firmware_export.tflite_model import Operator, Tensor, TfliteModel
+from firmware_export.tflite_model import Operator, TfliteModel
 
 # Op families the latency model prices differently (see latency_calibration.toml).
 CONV = "conv"  # CONV_2D, CONV_3D, TRANSPOSE_CONV: im2col + matrix multiply
@@ -95,7 +95,7 @@ def _family(name: str) -> str:
 
 def op_macs(model: TfliteModel, op: Operator) -> int:
     """Multiply-accumulates of one op from its tensor shapes (0 for ops without a matmul)."""
-    ins = [i for i in op.inputs]
+    ins = op.inputs
     out = _shape(model, op.outputs[0]) if op.outputs else ()
     if op.name == "CONV_2D" and len(ins) >= 2:
         co, kh, kw, ci = _shape(model, ins[1])  # OHWI filter
@@ -149,11 +149,10 @@ def _lifetimes(model: TfliteModel) -> dict[int, tuple[int, int]]:
     for t in model.outputs:
         if t in life:
             life[t][1] = n - 1
+    for t in model.tensors:  # variable tensors (streaming state) persist across the whole run
+        if t.is_variable:
+            life[t.index] = [0, n - 1]
     return {t: (a, b) for t, (a, b) in life.items() if not model.tensors[t].is_constant}
-
-
-def _is_const(t: Tensor) -> bool:
-    return t.is_constant
 
 
 def model_cost(model: TfliteModel) -> ModelCost:
@@ -162,8 +161,8 @@ def model_cost(model: TfliteModel) -> ModelCost:
     ops = []
     for op in model.operators:
         tensors = [model.tensors[i] for i in (*op.inputs, *op.outputs) if i >= 0]
-        weights = sum(t.const_bytes for t in tensors if _is_const(t))
-        io = sum(t.nbytes for t in tensors if not _is_const(t))
+        weights = sum(t.const_bytes for t in tensors if t.is_constant)
+        io = sum(t.nbytes for t in tensors if not t.is_constant)
         live = sum(model.tensors[t].nbytes for t, (a, b) in life.items() if a <= op.index <= b)
         ops.append(OpCost(
             index=op.index, op=op.name, family=_family(op.name),
