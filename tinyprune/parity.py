@@ -11,7 +11,7 @@ get the same quantized inputs, so any difference comes from their kernels alone.
 
 The TFLite interpreter runs its builtin kernels without the default XNNPACK delegate unless
 `tflite_delegates=True`: XNNPACK's int8 kernels round differently (measured on the digits demo:
-5 of 3,590 output values differ from TFLM, by up to 13 steps, with no top-1 change), which would
+6 of 3,590 output values differ from TFLM, by up to 13 steps, with no top-1 change), which would
 hide real TFLite/TFLM kernel differences behind delegate noise.
 
 It measures; it does not convert (`quantize.py`) or decide what is acceptable (callers do).
