@@ -231,18 +231,20 @@ class FitReport:
 
     def render(self, console: Any, layers: bool = False) -> None:
         """Print the fit table (and with `layers`, the per-op breakdown) on a rich console."""
+        from rich import box
         from rich.table import Table
 
         t = Table(title=f"fit: {self.model_bytes:,} B model, {self.macs:,} MACs, "
-                        f"arena {self.arena_target_bytes:,} B (32-bit)")
+                        f"arena {self.arena_target_bytes:,} B (32-bit)",
+                  box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, padding=(0, 1, 0, 0))
         t.add_column("board", no_wrap=True)
-        t.add_column("core", no_wrap=True)
-        for col in ("flash KB used/avail", "RAM KB used/avail", "latency ms (range)"):
-            t.add_column(col, justify="right")
-        t.add_column("verdict")
+        t.add_column("cpu@MHz", no_wrap=True)
+        for col in ("flash KB", "RAM KB", "ms (range)"):
+            t.add_column(col, justify="right", no_wrap=True)
+        t.add_column("fit", no_wrap=True)
         for r in self.results:
-            verdict = "[green]fits[/]" if r.fits else "[red]NO[/]"
-            t.add_row(r.board, f"{_core_label(r.core)} {r.clock_mhz:g}MHz",
+            verdict = "[green]yes[/]" if r.fits else "[red]NO[/]"
+            t.add_row(r.board, f"{_core_label(r.core)}@{r.clock_mhz:g}",
                       _used(r.flash_bytes, r.flash_available), _used(r.ram_bytes, r.ram_available),
                       f"{_ms(r.latency_ms)} ({_ms(r.latency_ms_low)}-{_ms(r.latency_ms_high)})", verdict)
         console.print(t)
@@ -251,19 +253,21 @@ class FitReport:
                 console.print(f"[red]does not fit[/] {r.board}: {r.overshoot}", highlight=False)
         if layers:
             self._render_layers(console)
-        console.print("[dim]flash = model + TFLM code; RAM = 32-bit TFLM arena + interpreter + stack; "
-                      "latency range: docs/fit.md[/]")
+        console.print("[dim]KB used/available. flash = model + TFLM code; RAM = 32-bit TFLM arena + "
+                      "interpreter + stack; latency range: docs/fit.md[/]")
 
     def _render_layers(self, console: Any) -> None:
+        from rich import box
         from rich.table import Table
 
         if not self.results:
             return
         first = self.results[0].board
         total = sum(layer.latency_ms[first] for layer in self.layers) or 1.0
-        t = Table(title=f"per-op breakdown (latency on {first}; * = peak activation memory)")
-        for col in ("#", "op", "output", "MACs", "live KB", f"ms on {first}", "share"):
-            t.add_column(col, justify="left" if col in ("op", "output") else "right")
+        t = Table(title=f"per-op breakdown, latency on {first} (* = peak activation memory)",
+                  box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, padding=(0, 1, 0, 0))
+        for col in ("#", "op", "output", "MACs", "live KB", "ms", "share"):
+            t.add_column(col, justify="left" if col in ("op", "output") else "right", no_wrap=True)
         for layer in self.layers:
             mark = "*" if layer.peak else ""
             t.add_row(f"{layer.index}{mark}", layer.op, "x".join(map(str, layer.output_shape)),
@@ -278,8 +282,7 @@ def _kb(n: int) -> str:
 
 
 def _used(used: int, avail: int) -> str:
-    pct = f" ({used / avail:.0%})" if avail else ""
-    return f"{used / KB:,.0f}/{avail / KB:,.0f}{pct}"
+    return f"{used / KB:,.0f}/{avail / KB:,.0f}"
 
 
 def _core_label(core: str) -> str:
