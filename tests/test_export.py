@@ -183,6 +183,8 @@ def test_mlperf_tiny_int8_models_export_with_arena_within_10_percent(mlperf_dir,
         r = export_c(path, tmp_path / path.stem, name="m")
         measured = tflm.measure_arena(m.data).host_bytes
         assert abs(r.arena_bytes - measured) <= 0.10 * measured, (path.name, r.arena_bytes, measured)
+        smaller = int(measured * 0.95) // tflm.ARENA_ALIGNMENT * tflm.ARENA_ALIGNMENT
+        assert tflm.fits_in_arena(m.data, measured) and not tflm.fits_in_arena(m.data, smaller), path.name
         calls = _resolver_calls((tmp_path / path.stem / "m_op_resolver.h").read_text())
         assert set(calls) == _expected_methods(m.data), path.name
 
