@@ -133,7 +133,7 @@ def lut_payload_bytes(num_elements: int, channels: int, bits: int, table_len: in
     return -(-num_elements * bits // 8) + channels * table_len + DCM_HEADER_BYTES
 
 
-def _read(data: bytes):
+def read_model(data: bytes):
     _, model_editor, _ = _compression()
     try:
         return model_editor.read(bytes(data))
@@ -150,7 +150,7 @@ def plan_lut(data: bytes, bits: int) -> list[TensorPlan]:
                   schema.BuiltinOperator.DEPTHWISE_CONV_2D: "DEPTHWISE_CONV_2D",
                   schema.BuiltinOperator.FULLY_CONNECTED: "FULLY_CONNECTED",
                   schema.BuiltinOperator.TRANSPOSE_CONV: "TRANSPOSE_CONV"}
-    model = _read(data)
+    model = read_model(data)
     plans: list[TensorPlan] = []
     seen: set[int] = set()
     for sg_index, sg in enumerate(model.subgraphs):
