@@ -44,7 +44,7 @@ from typing import Callable, Iterator, Protocol
 
 import numpy as np
 
-from tinyprune.errors import DataError
+from tinyprune.errors import DataError, UnsupportedLayerError
 from tinyprune.tfsetup import keras, tf
 
 GRASP_TEMPERATURE = 200.0  # Wang et al. 2020, reference code (alecwangcq/GraSP, T=200)
@@ -99,24 +99,26 @@ def _is_softmax_activation(act) -> bool:
     return act is not None and getattr(act, "__name__", "") == "softmax"
 
 
-def _logits_and_kind(model, x, training: bool = False):
-    """(output before a final softmax, True if a softmax was removed)."""
+def _ends_in_softmax(model) -> bool:
     last = model.layers[-1]
-    if isinstance(last, keras.layers.Softmax) or (
-            isinstance(last, keras.layers.Activation) and _is_softmax_activation(last.activation)):
-        probs = model(x, training=training)
-        return tf.math.log(tf.clip_by_value(probs, 1e-12, 1.0)), True
-    if _is_softmax_activation(getattr(last, "activation", None)):
-        probs = model(x, training=training)
-        return tf.math.log(tf.clip_by_value(probs, 1e-12, 1.0)), True
-    return model(x, training=training), False
+    if isinstance(last, keras.layers.Softmax):
+        return True
+    return _is_softmax_activation(getattr(last, "activation", None))
+
+
+def _logits(model, x):
+    """The model's output before a final softmax (log-probabilities stand in if it has one)."""
+    out = model(x, training=False)
+    if _ends_in_softmax(model):
+        return tf.math.log(tf.clip_by_value(out, 1e-12, 1.0))
+    return out
 
 
 def _loss(model, x, y, temperature: float = 1.0):
     """Cross-entropy from logits for integer labels (MSE for float targets), as training does."""
-    logits, _ = _logits_and_kind(model, x)
+    logits = _logits(model, x)
     if y is not None and np.issubdtype(np.asarray(y).dtype, np.integer):
-        return tf.reduce_mean(tf.keras.losses.sparse_categorical_crossentropy(
+        return tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(
             tf.convert_to_tensor(y), logits / temperature, from_logits=True))
     return tf.reduce_mean(tf.square(tf.reshape(logits, tf.shape(y)) - tf.cast(y, logits.dtype)))
 
@@ -202,10 +204,9 @@ def _float64_twin(model):
     config = _to_float64(model.get_config())
     twin = model.__class__.from_config(config)
     last = twin.layers[-1]
-    if isinstance(last, keras.layers.Softmax) or (
-            isinstance(last, keras.layers.Activation) and _is_softmax_activation(last.activation)):
+    if isinstance(last, keras.layers.Softmax | keras.layers.Activation) and _ends_in_softmax(twin):
         twin = keras.Model(twin.inputs, last.input)
-    elif _is_softmax_activation(getattr(last, "activation", None)):
+    elif _ends_in_softmax(twin):
         last.activation = keras.activations.linear
     _TWINS[model] = twin
     return twin
@@ -213,12 +214,17 @@ def _float64_twin(model):
 
 def synflow_scores(model, x=None, y=None) -> dict[str, np.ndarray]:
     """SynFlow |dR/dw * w| with |weights|, all-ones input, BN in eval mode, float64. Ignores x, y."""
+    shape = tuple(model.input_shape[1:]) if not isinstance(model.input_shape, list) else None
+    if shape is None or None in shape:
+        raise UnsupportedLayerError(
+            f"SynFlow needs one input of fixed shape to build its all-ones input; this model's input shape "
+            f"is {model.input_shape}: rebuild it with a fixed input shape")
     twin = _float64_twin(model)
     for v_twin, v in zip(twin.weights, model.weights):  # same architecture: weights line up in order
         v_twin.assign(np.abs(v.numpy().astype(np.float64)))
     names, _ = _kernel_list(model)
     twin_kernels = list(prunable_layers(twin).values())
-    ones = tf.ones((1, *[int(d) for d in model.input_shape[1:]]), dtype=tf.float64)
+    ones = tf.ones((1, *[int(d) for d in shape]), dtype=tf.float64)
     with tf.GradientTape() as tape:
         r = tf.reduce_sum(twin(ones, training=False))
     grads = tape.gradient(r, twin_kernels)
