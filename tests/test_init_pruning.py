@@ -261,3 +261,36 @@ def test_cli_synflow_writes_pruned_model(demo_model_path, tmp_path):
     kept = sum(int(m.sum()) for m in saved.values())
     assert kept == sum(r["kept"] for r in report["layers"])  # zeros are permanent in the saved file
     assert (out / "model_int8.tflite").is_file() and json.loads((out / "report.json").read_text())["int8_bytes"] > 0
+
+
+def test_grasp_is_hessian_gradient_product_times_weight():
+    """(H g) * w checked against a central finite difference of the gradient along g (float64)."""
+    from tinyprune.scores import GRASP_TEMPERATURE, grasp_scores
+    from tinyprune.tfsetup import keras, tf
+
+    tf.random.set_seed(5)
+    inp = keras.Input((4,), dtype="float64")
+    h = keras.layers.Dense(5, activation="tanh", use_bias=False, dtype="float64", name="a")(inp)
+    out = keras.layers.Dense(3, use_bias=False, dtype="float64", name="b")(h)
+    model = keras.Model(inp, out)
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(12, 4)) * 50.0, rng.integers(0, 3, size=12)  # scaled: logits / T = 200 matter
+
+    def grads(ws):
+        for v, w in zip((model.get_layer("a").kernel, model.get_layer("b").kernel), ws):
+            v.assign(w)
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(
+                y, model(x) / GRASP_TEMPERATURE, from_logits=True))
+        return [g.numpy() for g in tape.gradient(loss, [model.get_layer("a").kernel, model.get_layer("b").kernel])]
+
+    w0 = [model.get_layer("a").kernel.numpy().copy(), model.get_layer("b").kernel.numpy().copy()]
+    g = grads(w0)
+    eps = 1e-4 / max(np.abs(gi).max() for gi in g)
+    plus = grads([w + eps * gi for w, gi in zip(w0, g)])
+    minus = grads([w - eps * gi for w, gi in zip(w0, g)])
+    grads(w0)  # restore
+    hg = [(p - m) / (2 * eps) for p, m in zip(plus, minus)]
+    s = grasp_scores(model, x, y)
+    np.testing.assert_allclose(s["a"], hg[0] * w0[0], rtol=1e-4, atol=1e-12 + 1e-6 * np.abs(hg[0] * w0[0]).max())
+    np.testing.assert_allclose(s["b"], hg[1] * w0[1], rtol=1e-4, atol=1e-12 + 1e-6 * np.abs(hg[1] * w0[1]).max())
