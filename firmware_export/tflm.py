@@ -86,7 +86,7 @@ class ArenaReport:
 
 
 @contextlib.contextmanager
-def _capture_c_stderr() -> Iterator[list[str]]:
+def capture_c_stderr() -> Iterator[list[str]]:
     """Capture what C code writes to file descriptor 2 (TFLM prints there)."""
     out: list[str] = []
     sys.stderr.flush()
@@ -136,7 +136,7 @@ def make_interpreter(data: bytes, arena_size: int | None = None):
     runtime = _runtime()
     if arena_size is None:
         arena_size = max(len(data) * 10, 1 << 20)
-    with _capture_c_stderr() as log:
+    with capture_c_stderr() as log:
         try:
             return runtime.Interpreter.from_bytes(data, arena_size=arena_size)
         except (RuntimeError, ValueError) as e:
@@ -173,7 +173,7 @@ def _reported_arena(data: bytes) -> ArenaReport:
     interp = make_interpreter(data)
     detail = interp.get_input_details(0)
     interp.set_input(np.zeros(detail["shape"], dtype=detail["dtype"]), 0)
-    with _capture_c_stderr() as log:
+    with capture_c_stderr() as log:
         try:
             interp.invoke()
         except RuntimeError as e:
@@ -188,7 +188,7 @@ def fits_in_arena(data: bytes, arena_size: int) -> bool:
         interp = make_interpreter(data, arena_size)
         detail = interp.get_input_details(0)
         interp.set_input(np.zeros(detail["shape"], dtype=detail["dtype"]), 0)
-        with _capture_c_stderr():
+        with capture_c_stderr():
             interp.invoke()
         return True
     except (TflmError, RuntimeError):
@@ -224,7 +224,7 @@ def run(data: bytes, x: np.ndarray, quantized_input: bool = False) -> np.ndarray
     in_detail = interp.get_input_details(0)
     shape = tuple(in_detail["shape"])
     outs = []
-    with _capture_c_stderr():
+    with capture_c_stderr():
         for row in x:
             xi = row.reshape(shape)
             xi = xi.astype(in_detail["dtype"]) if quantized_input else quantize_input(xi, in_detail)

@@ -35,13 +35,11 @@ class RunResult:
     sparsity: dict[str, float]
     dense_int8_bytes: int  # int8 .tflite of the unpruned model
     int8_bytes: int  # int8 .tflite of the pruned model: the same, masks save no flash
-    tflite_accuracy: float  # int8 model in the TFLite interpreter (ai-edge-litert)
-    tflm_accuracy: float  # int8 model in the real TFLM interpreter
-    tflm_tflite_agreement: float  # fraction of validation samples with the same top-1
+    parity: dict  # tinyprune.parity.ParityReport: float vs TFLite vs TFLM on the validation split
     arena_host_bytes: int
     arena_target_bytes: int
     files: list[str] = field(default_factory=list)
-    fit: list[dict] = field(default_factory=list)
+    fit: dict = field(default_factory=dict)  # firmware_export.estimate.FitReport.to_json()
     seconds: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
@@ -67,25 +65,6 @@ class _Clock:
         return _Stage()
 
 
-def _tflite_predict(data: bytes, x):
-    """Run the int8 model in the TFLite interpreter (ai-edge-litert), one sample at a time."""
-    import numpy as np
-    from ai_edge_litert.interpreter import Interpreter
-
-    from firmware_export.tflm import quantize_input
-
-    interp = Interpreter(model_content=data)
-    interp.allocate_tensors()
-    inp, out = interp.get_input_details()[0], interp.get_output_details()[0]
-    detail = {"dtype": inp["dtype"], "quantization_parameters": inp["quantization_parameters"]}
-    rows = []
-    for row in x:
-        interp.set_tensor(inp["index"], quantize_input(row.reshape(inp["shape"]), detail))
-        interp.invoke()
-        rows.append(interp.get_tensor(out["index"]).reshape(-1).copy())
-    return np.stack(rows)
-
-
 def run_pipeline(cfg: RunConfig, force: bool = False, console: Console | None = None,
                  quiet: bool = False) -> RunResult:
     """Run every stage for `cfg` and write its outputs; see the module docstring."""
@@ -97,6 +76,7 @@ def run_pipeline(cfg: RunConfig, force: bool = False, console: Console | None = 
     from tinyprune.data import load_data
     from tinyprune.loading import load_model
     from tinyprune.magnitude import Schedule, prune_magnitude
+    from tinyprune.parity import parity_report
     from tinyprune.quantize import quantize_int8
 
     console = console or Console(stderr=True, quiet=quiet)
@@ -126,14 +106,10 @@ def run_pipeline(cfg: RunConfig, force: bool = False, console: Console | None = 
 
     with clock.stage("tflm"):
         arena = tflm.measure_arena(int8)
-        y_tflm = tflm.run(int8, ds.x_val)
-        y_lite = _tflite_predict(int8, ds.x_val)
-        tflm_acc = training.score(y_tflm, ds.y_val)
-        lite_acc = training.score(y_lite, ds.y_val)
-        agree = float((y_tflm.argmax(1) == y_lite.argmax(1)).mean())
+        parity = parity_report(pruned.model, int8, ds.x_val, ds.y_val)
 
     result = RunResult(out_dir, float_acc, pruned.accuracy, pruned.sparsity, len(dense_int8), len(int8),
-                       lite_acc, tflm_acc, agree, arena.host_bytes, arena.target_bytes)
+                       parity.to_dict(), arena.host_bytes, arena.target_bytes)
     with staged_dir(out_dir, force=force) as tmp:
         with clock.stage("export"):
             pruned.model.save(tmp / "model_pruned.h5", include_optimizer=False)
@@ -148,6 +124,7 @@ def run_pipeline(cfg: RunConfig, force: bool = False, console: Console | None = 
         (tmp / "report.json").write_text(json.dumps(result.to_dict(), indent=2) + "\n")
     result.files = sorted(result.files + ["report.json"])
     _print_summary(result, console)
+    parity.render(console)
     report.render(console)
     return result
 
@@ -160,8 +137,6 @@ def _print_summary(r: RunResult, console: Console) -> None:
     t.add_row("pruned accuracy (Keras)", f"{r.pruned_accuracy:.4f}")
     mean_sparsity = sum(r.sparsity.values()) / max(len(r.sparsity), 1)
     t.add_row("mean layer sparsity", f"{mean_sparsity:.1%}")
-    t.add_row("int8 accuracy (TFLite / TFLM)", f"{r.tflite_accuracy:.4f} / {r.tflm_accuracy:.4f}")
-    t.add_row("TFLite vs TFLM top-1 agreement", f"{r.tflm_tflite_agreement:.2%}")
     t.add_row("int8 .tflite bytes (dense / pruned)", f"{r.dense_int8_bytes:,} / {r.int8_bytes:,}")
     t.add_row("TFLM arena (host / 32-bit target)", f"{r.arena_host_bytes:,} / {r.arena_target_bytes:,}")
     t.add_row("output", str(r.output_dir))

@@ -16,10 +16,13 @@ This module converts; it does not check the result in TFLM (see `parity.py` and
 
 from __future__ import annotations
 
+import sys
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
 
+from firmware_export.tflm import capture_c_stderr
 from tinyprune.data import Dataset
 from tinyprune.errors import ConfigError, UnsupportedLayerError
 from tinyprune.tfsetup import tf, tfmot
@@ -62,7 +65,17 @@ def quantize_int8(model, x_calib: np.ndarray, num_calibration: int = 300,
     if io_type != "float32":
         converter.inference_input_type = getattr(tf, io_type)
         converter.inference_output_type = getattr(tf, io_type)
-    return bytes(converter.convert())
+    # The MLIR quantizer prints a status line on the C-level stderr; keep it off the user's
+    # terminal unless conversion fails, when it is part of the explanation.
+    log: list[str] = []
+    try:
+        with capture_c_stderr() as log, warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Statistics for quantized inputs")
+            data = converter.convert()
+    except Exception:
+        sys.stderr.write("".join(log))
+        raise
+    return bytes(data)
 
 
 @dataclass

@@ -12,6 +12,7 @@ that need them; `firmware_export` never imports this module.
 """
 
 import os
+import warnings
 
 os.environ["TF_USE_LEGACY_KERAS"] = "1"
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # hide INFO and WARNING from the C++ side
@@ -51,5 +52,7 @@ def _start():
 tf, keras, tfmot = _native_stderr_silenced(_start)
 
 tf.get_logger().setLevel("ERROR")
+# tinyprune saves .h5 on purpose (the format tfmot and most TinyML tools read); the advice is noise.
+warnings.filterwarnings("ignore", message="You are saving your model as an HDF5 file")
 
 __all__ = ["tf", "keras", "tfmot"]

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Sequence
 
 import numpy as np
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from tinyprune.data import Dataset
 from tinyprune.tfsetup import keras
@@ -54,8 +54,9 @@ class RichProgress(keras.callbacks.Callback):
         if self.quiet:
             return
         self._progress = Progress(
-            TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total} epochs"),
-            TextColumn("{task.fields[metrics]}"), TimeElapsedColumn(), TimeRemainingColumn(), transient=False,
+            TextColumn("[bold]{task.description}"), BarColumn(bar_width=20),
+            TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(), TextColumn("{task.fields[metrics]}"),
+            transient=False,
         )
         self._progress.start()
         self._task = self._progress.add_task(self.description, total=self.epochs, metrics="")
@@ -64,7 +65,8 @@ class RichProgress(keras.callbacks.Callback):
         if self._progress is None:
             return
         logs = logs or {}
-        shown = "  ".join(f"{k}={v:.4f}" for k, v in logs.items() if k in ("loss", "accuracy", "val_loss", "val_accuracy"))
+        short = {"loss": "loss", "val_loss": "val_loss", "accuracy": "acc", "val_accuracy": "val_acc"}
+        shown = " ".join(f"{short[k]} {v:.3f}" for k, v in logs.items() if k in short)
         self._progress.update(self._task, advance=1, metrics=shown)
 
     def on_train_end(self, logs=None):
