@@ -158,7 +158,7 @@ def plan_lut(data: bytes, bits: int) -> list[TensorPlan]:
             if op.opcode not in filter_ops or len(op.inputs) <= _FILTER_INPUT:
                 continue
             t = op.inputs[_FILTER_INPUT]
-            if t is None or t.array is None or id(t) in seen:
+            if t is None or t.buffer is None or not t.buffer.data or id(t) in seen:
                 continue
             seen.add(id(t))
             arr = t.array

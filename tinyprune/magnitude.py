@@ -234,6 +234,15 @@ def parse_layer_targets(pairs: tuple[str, ...] | list[str] = (), config_path: st
 
 # ---------------------------------------------------------------- model side (TensorFlow)
 
+def check_tensorboard() -> None:
+    """tfmot's PruningSummaries writes through the `tensorboard` package, which TF 2.21 does not pull in."""
+    import importlib.util
+
+    if importlib.util.find_spec("tensorboard") is None:
+        raise ConfigError("--tensorboard needs the tensorboard package (pip install tensorboard); "
+                          "run without --tensorboard or install it")
+
+
 def _kernel(layer):
     k = getattr(layer, "depthwise_kernel", None)
     return k if k is not None else getattr(layer, "kernel", None)
@@ -425,6 +434,7 @@ def prune_magnitude(model, ds: Dataset, schedule: Schedule | None = None, epochs
     training.compile_for(pruned, ds)
     callbacks = [tfmot.sparsity.keras.UpdatePruningStep()]
     if opts.tensorboard_dir:
+        check_tensorboard()
         callbacks.append(tfmot.sparsity.keras.PruningSummaries(log_dir=str(opts.tensorboard_dir)))
     training.train(pruned, ds, epochs, batch_size, callbacks=callbacks,
                    description=f"magnitude pruning to {opts.schedule.final_sparsity:.0%}", quiet=quiet)
