@@ -13,8 +13,8 @@ quantized dimension, compress them, and measure the resulting file size and the 
 before and after (the decoded tensors live in the arena, so RAM grows while flash shrinks).
 
 What it does not do: cluster weights (it only compresses what is already clustered), use
-per-tensor tables (one quick test here gave wrong outputs with them; per-channel tables were
-bit-exact), or change any value. It never imports TensorFlow.
+per-tensor tables (per-channel int8 scales make a per-tensor table far larger than 2^k
+entries, and a quick team test saw wrong outputs with them; per-channel tables are bit-exact), or change any value. It never imports TensorFlow.
 
 EXPERIMENTAL on Cortex-M: TFLM documents LUT decoding as verified on x86 and Xtensa only, and
 some optimized (e.g. CMSIS-NN) kernels read weights in Prepare, before DECODE has run. Check the
@@ -38,10 +38,11 @@ MIN_BITS, MAX_BITS = 2, 7  # tinyprune's range; the DCM bitwidth field allows 1.
 EXPERIMENTAL_NOTE = ("LUT decoding is experimental on Cortex-M: TFLM documents it as verified on x86 and "
                      "Xtensa only; check the compressed model on your device")
 
-# A DECODE op, its output tensor, the ancillary tensor and their buffers add flatbuffer bytes.
-# Measured here on the digits demo CNN: 4 compressed tensors added 4 x 184..212 bytes of
-# structure beyond indices + tables. A tensor is compressed only if it saves more than this.
-DECODE_OVERHEAD_BYTES = 256
+# A DECODE op, its output tensor, the ancillary tensor and their buffers add flatbuffer bytes
+# beyond the packed indices + tables. Measured here on the digits demo CNN (clustered to 16
+# values): each compressed tensor cost 342..592 bytes more than that payload (marginal, with the
+# others compressed too). A tensor is compressed only if its payload saves more than this.
+DECODE_OVERHEAD_BYTES = 600
 DCM_HEADER_BYTES = 16  # DecodeCommonMetadata header in each ancillary tensor (compression/decode.py)
 
 _FILTER_INPUT = 1  # the filter is input 1 of each op below (TFLite builtin op definitions)
@@ -141,6 +142,29 @@ def read_model(data: bytes):
         raise TfliteFormatError(f"not a readable .tflite flatbuffer ({type(e).__name__})") from None
 
 
+def _plan_tensor(t, opname: str, subgraph: int, bits: int) -> TensorPlan:
+    """The plan for one filter tensor (a tflite_micro model_editor Tensor)."""
+    arr = t.array
+    name = t.name or f"tensor {t.index}"
+    if arr.dtype != np.int8:
+        return TensorPlan(name, opname, subgraph, t.index, tuple(arr.shape), 0, 0, 0, 0, arr.nbytes, arr.nbytes,
+                          False, f"{arr.dtype} weights; only int8 is compressed")
+    q = t.quantization
+    axis = int(q.axis) if q is not None and q.axis is not None else 0
+    if axis not in (0, arr.ndim - 1):
+        axis = 0  # the DECODE kernels accept axis 0 or the last axis only (compression/lut.py)
+    max_values = int(channel_value_counts(arr, axis).max())
+    need = index_bits_for(max_values)
+    payload = lut_payload_bytes(arr.size, arr.shape[axis], need, max_values)
+    reason = ""
+    if need > bits:
+        reason = f"{max_values} values in a channel need {need} bits > {bits}; cluster it first"
+    elif arr.nbytes - payload <= DECODE_OVERHEAD_BYTES:
+        reason = "too small to save flash"
+    return TensorPlan(name, opname, subgraph, t.index, tuple(arr.shape), axis, arr.shape[axis], max_values, need,
+                      arr.nbytes, payload, not reason, reason)
+
+
 def plan_lut(data: bytes, bits: int) -> list[TensorPlan]:
     """Which weight tensors of an int8 .tflite can be LUT-compressed with at most `bits` per index."""
     check_bits(bits)
@@ -161,31 +185,7 @@ def plan_lut(data: bytes, bits: int) -> list[TensorPlan]:
             if t is None or t.buffer is None or not t.buffer.data or id(t) in seen:
                 continue
             seen.add(id(t))
-            arr = t.array
-            name = t.name or f"tensor {t.index}"
-            opname = filter_ops[op.opcode]
-            if arr.dtype != np.int8:
-                plans.append(TensorPlan(name, opname, sg_index, t.index, tuple(arr.shape), 0, 0, 0, 0, arr.nbytes, arr.nbytes, False,
-                                        f"{arr.dtype} weights; only int8 is compressed"))
-                continue
-            q = t.quantization
-            axis = int(q.axis) if q is not None and q.axis is not None else 0
-            if axis not in (0, arr.ndim - 1):
-                axis = 0  # the DECODE kernels accept axis 0 or the last axis only (compression/lut.py)
-            counts = channel_value_counts(arr, axis)
-            max_values = int(counts.max())
-            need = index_bits_for(max_values)
-            payload = lut_payload_bytes(arr.size, arr.shape[axis], need, max_values)
-            if need > bits:
-                plans.append(TensorPlan(name, opname, sg_index, t.index, tuple(arr.shape), axis, arr.shape[axis], max_values, need,
-                                        arr.nbytes, payload, False,
-                                        f"{max_values} values in a channel need {need} bits > {bits}; cluster it first"))
-            elif arr.nbytes - payload <= DECODE_OVERHEAD_BYTES:
-                plans.append(TensorPlan(name, opname, sg_index, t.index, tuple(arr.shape), axis, arr.shape[axis], max_values, need,
-                                        arr.nbytes, payload, False, "too small to save flash"))
-            else:
-                plans.append(TensorPlan(name, opname, sg_index, t.index, tuple(arr.shape), axis, arr.shape[axis], max_values, need,
-                                        arr.nbytes, payload, True))
+            plans.append(_plan_tensor(t, filter_ops[op.opcode], sg_index, bits))
     return plans
 
 

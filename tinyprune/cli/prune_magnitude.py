@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import tempfile
+import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,8 @@ from tinyprune.errors import ConfigError
 
 SPARSITY_ONLY_NOTE = ("tfmot masks weights: the int8 .tflite of a sparse model has the dense size; "
                       "TFLM has no sparse kernels, so sparsity alone saves no flash")
+PQAT_LUT_NOTE = ("--pqat applies to model_int8.tflite; the LUT model is clustered from the pruned float model "
+                 "and converted post-training")
 MODE_NOTE = ("model pruning: strip_pruning made the zeros permanent in model.h5 (no tfmot wrappers); "
              "the masks were ephemeral (wrappers) only during fine-tuning")
 
@@ -102,7 +105,8 @@ def handle(opts: dict[str, Any]) -> None:
     options, bits = parse_options(opts)
     check_writable(Path(opts["output"]), bool(opts.get("force")))
     quiet = bool(opts.get("quiet")) or bool(opts.get("as_json"))
-    console = Console(stderr=True, quiet=bool(opts.get("quiet")) and not opts.get("as_json"))
+    console = Console(stderr=bool(opts.get("as_json")), quiet=bool(opts.get("quiet")))
+    warnings.filterwarnings("ignore", category=UserWarning)  # TF/Keras chatter (HDF5 legacy, converter stats)
 
     from firmware_export.tflm import measure_arena
     from tinyprune import training
@@ -139,6 +143,8 @@ def handle(opts: dict[str, Any]) -> None:
         "int8_bytes": len(int8), "arena_bytes_host": int8_arena.host_bytes,
         "arena_bytes_target32": int8_arena.target_bytes, "notes": [SPARSITY_ONLY_NOTE],
     }
+    if bits is not None and options.pqat:
+        report["notes"].append(PQAT_LUT_NOTE)
     if bits is not None:
         report["compression"], lut_rows, lut_files = _compress(result.model, ds, bits, epochs, batch, quiet)
         rows += lut_rows
