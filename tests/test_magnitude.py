@@ -259,7 +259,7 @@ def test_cli_bad_input_one_line_exit_2(args, words, demo_model_path, tmp_path):
 def test_cli_magnitude_lut_end_to_end(demo_model_path, tmp_path):
     out = tmp_path / "out"
     proc = run_cli(["prune", str(demo_model_path), "--method", "magnitude", "--data", "digits", "--sparsity", "0.8",
-                    "--compress", "lut", "--bits", "4", "--epochs", "2", "--json", "-o", str(out)])
+                    "--compress", "lut", "--bits", "4", "--epochs", "1", "--json", "-o", str(out)])
     assert proc.returncode == 0, proc.stderr[-2000:]
     report = json.loads(proc.stdout)
     assert json.loads((out / "report.json").read_text())["flash"] == report["flash"]
