@@ -279,6 +279,16 @@ def test_cli_magnitude_lut_end_to_end(demo_model_path, tmp_path):
     assert report["pruning_mode"] == "model"
     for layer in report["layers"]:
         assert abs(layer["sparsity_after_strip"] - 0.8) <= 0.01
+    # the human-readable report says the same, including the Cortex-M warning
+    from rich.console import Console
+
+    from tinyprune.cli.prune_magnitude import FlashRow, print_report
+
+    console = Console(record=True, width=200, file=open("/dev/null", "w"))
+    rows = [FlashRow(**{k: v for k, v in r.items() if k != "flash_fraction"}) for r in report["flash"]]
+    print_report(console, report, rows, out)
+    text = console.export_text()
+    assert "experimental on Cortex-M" in text and "100.0%" in text and "more arena" in text
     # nothing is overwritten without --force
     again = run_cli(["prune", str(demo_model_path), "--data", "digits", "-o", str(out)])
     assert again.returncode == 2 and "--force" in stderr_one_line(again)
