@@ -183,7 +183,29 @@ def _reported_arena(data: bytes) -> ArenaReport:
 
 
 def fits_in_arena(data: bytes, arena_size: int) -> bool:
-    """True if TFLM can allocate and invoke the model with exactly `arena_size` bytes."""
+    """True if TFLM can allocate and invoke the model with exactly `arena_size` bytes.
+
+    Some too-small arenas crash the TFLM allocator (a segmentation fault, seen with this
+    tflite-micro build on a fully connected model at arena sizes just below what it needs)
+    instead of failing cleanly. So each probe runs in a forked child where fork is
+    available, and a crashed child counts as "does not fit".
+    """
+    if not hasattr(os, "fork"):
+        return _fits(data, arena_size)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid == 0:  # child: probe, report through the exit code, never return into the caller
+        try:
+            ok = _fits(data, arena_size)
+        except BaseException:
+            ok = False
+        os._exit(0 if ok else 1)
+    _, status = os.waitpid(pid, 0)
+    return os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+
+
+def _fits(data: bytes, arena_size: int) -> bool:
     try:
         interp = make_interpreter(data, arena_size)
         detail = interp.get_input_details(0)
