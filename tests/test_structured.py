@@ -195,8 +195,25 @@ def m_sequential():
                              L.Dropout(0.2), L.Dense(3, name="out")])
 
 
+def m_sequence_shared():
+    """Dense on a (time, features) input, a shared layer (boundary), a Concatenate with the input."""
+    i = keras.Input((6, 4))
+    shared = L.Dense(8, name="shared")
+    a = shared(L.Dense(8, name="d_a")(i))
+    b = shared(L.Dense(8, name="d_b")(i))
+    c = L.Concatenate()([L.Dense(5, name="pre")(i), i])  # 4 fixed input channels at offset 5
+    c = L.Add()([c, L.Dense(9, name="tied")(i)])
+    y = L.Dense(7, name="head")(L.Concatenate()([a, b, c]))
+    return functional(i, L.Dense(2)(L.Flatten()(y)))
+
+
+def m_sequential_no_input_layer():
+    return keras.Sequential([L.Dense(8, input_shape=(5,), name="d1"), L.Dense(6, name="d2"), L.Dense(2)])
+
+
 MODELS = {f.__name__[2:]: f for f in (m_conv_bn, m_depthwise_multiplier, m_separable, m_conv1d, m_spatial,
-                                      m_merges, m_concat, m_squeeze_excite, m_reshape, m_layernorm, m_sequential)}
+                                      m_merges, m_concat, m_squeeze_excite, m_reshape, m_layernorm, m_sequential,
+                                      m_sequence_shared, m_sequential_no_input_layer)}
 
 
 @pytest.mark.parametrize("name", sorted(MODELS))
@@ -255,6 +272,22 @@ def test_unknown_layer_is_a_boundary_named_in_notes():
     r = check_equivalent(m)
     assert any("'swap' (Permute)" in n and "boundary" in n for n in r.notes)
     assert len(r.kept["c1"]) == 6 and len(r.kept["c2"]) == 2
+
+
+def test_shared_layer_is_a_boundary_and_fixed_channels_count_against_the_ratio():
+    m = randomize(m_sequence_shared())
+    g = build_graph(m)
+    assert any("'shared#1' (Dense) is shared" in n for n in g.notes)
+    assert not g.group("d_a").prunable and not g.group("d_b").prunable
+    grp = g.group("pre")  # pre's 5 + the input's 4 (fixed), tied to 'tied' by the Add
+    assert set(grp.producers) == {"pre", "tied"} and grp.channels == 9 and grp.fixed_channels == 4
+    r = prune_structured(m, 0.5)
+    assert len(r.kept["tied"]) == 7 and r.kept["tied"][-4:] == [5, 6, 7, 8]  # 4 fixed + 3 of 5
+
+
+def test_unbuilt_model_is_refused():
+    with pytest.raises(ModelLoadError, match="input shape"):
+        prune_structured(keras.Sequential([L.Dense(3)]), 0.5)
 
 
 def test_output_and_input_channels_are_fixed():

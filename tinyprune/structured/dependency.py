@@ -88,8 +88,9 @@ class LayerNode:
 class Group:
     """Channels that are removed together.
 
-    id: the name of the first layer (in model order) that produces these channels; stable
-        across pruning steps, so it can key `group_keep`.
+    id: the name of the first layer (in model order) that produces these channels (for a
+        group with no producer: the input or boundary layer, "name#k" for call k of a shared
+        layer); stable across pruning steps, so it can key `group_keep`.
     layers: every layer whose inputs, outputs or weights these channels touch, in model order.
     producers: the layers that create the channels (their filter/unit counts shrink).
     channels: how many removable units the group has (components; one may span several
@@ -235,6 +236,10 @@ def check_graph_model(model) -> None:
         raise ModelLoadError(
             f"{type(model).__name__} is a subclassed model; structured pruning needs a Sequential or "
             "functional tf_keras model: rebuild it with the functional API"
+        )
+    if not model.built or not getattr(model, "inputs", None):
+        raise ModelLoadError(
+            f"model '{model.name}' has no known input shape; build it (keras.Input(...) or model.build(shape)) first"
         )
 
 
@@ -523,7 +528,8 @@ def build_graph(model, ignore: tuple[str, ...] | list[str] | set[str] = ()) -> D
         comps_arr = np.array(comps, dtype=np.int64)
         component_group[comps_arr] = gi
         component_channel[comps_arr] = np.arange(len(comps))
-        groups.append(Group(id=gid.split("#")[0], layers=[], producers=[s for s in srcs if s in real_sources],
+        producers = [s for s in srcs if s in real_sources]
+        groups.append(Group(id=producers[0] if producers else gid, layers=[], producers=producers,
                             channels=len(comps), fixed=comp_fixed[comps_arr], components=comps_arr))
 
     # layers touching each group, in model order

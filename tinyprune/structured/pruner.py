@@ -133,6 +133,12 @@ def round_keep(exact: float, channels: int, round_to: int, min_keep: int) -> int
     return int(min(channels, max(k, min_keep)))
 
 
+def _ratio_keep(g: Group, ratio: float, round_to: int) -> int:
+    """Keep count for removing `ratio` of a group's removable (non-fixed) channels."""
+    free = g.channels - g.fixed_channels
+    return round_keep(g.fixed_channels + free * (1 - ratio), g.channels, round_to, g.min_keep)
+
+
 def _group_for_layer(graph: DependencyGraph, name: str) -> Group:
     groups = graph.groups_of_layer(name)
     if not groups:
@@ -155,7 +161,7 @@ def final_targets(graph: DependencyGraph, ratio: float | None, layer_ratios: dic
             raise ConfigError(f"layers '{by_layer[g.id][0]}' and '{name}' share channels (group {g.id}) "
                               f"but were given different ratios {by_layer[g.id][1]} and {r}")
         by_layer[g.id] = (name, r)
-        targets[g.id] = round_keep(g.channels * (1 - r), g.channels, round_to, g.min_keep)
+        targets[g.id] = _ratio_keep(g, r, round_to)
     ids = [g.id for g in graph.groups]
     for gid, k in group_keep.items():
         if gid not in ids:
@@ -168,7 +174,7 @@ def final_targets(graph: DependencyGraph, ratio: float | None, layer_ratios: dic
     if ratio is not None and not global_ranking:
         for g in graph.groups:
             if g.prunable and g.id not in targets:
-                targets[g.id] = round_keep(g.channels * (1 - ratio), g.channels, round_to, g.min_keep)
+                targets[g.id] = _ratio_keep(g, ratio, round_to)
     return targets
 
 
