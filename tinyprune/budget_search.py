@@ -1,0 +1,400 @@
+"""Prune for a budget: make a model fit flash / RAM / latency limits, losing as little
+accuracy as possible, and prove it on the exported artifact.
+
+    1. convert the original to int8 and measure it (bytes, TFLM arena, estimated latency);
+       resolve the budgets (percent, a board's free flash and SRAM, a safety margin);
+    2. if the original already fits: nothing to do, it is written unchanged;
+    3. build the dependency graph and the size predictor; if even the smallest allowed model
+       cannot fit, stop before any training and say what the smallest is;
+    4. measure per-group sensitivity (cached);
+    5. allocate channel counts per group (greedy, allocation.py), remove them
+       (structured.prune_structured), convert, and measure the real bytes and arena; if the
+       artifact misses, tighten the predicted limits by the miss and repeat (bounded);
+    6. fine-tune (early stopping on validation loss), convert again, measure again: bytes and
+       arena do not depend on the weights, so the allocation still fits, and this is checked;
+    7. write the model, .tflite, C export, report.json / report.md, sensitivity table and plot.
+
+This module orchestrates; the pieces live in predictor, sensitivity, allocation,
+structured/, quantize, firmware_export.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+from rich.console import Console
+
+from firmware_export import tflm
+from firmware_export.boards import DEFAULT_BOARDS, Board, load_boards, select_boards
+from firmware_export.estimate import fit_model, flash_bytes, ram_overhead_bytes
+from firmware_export.files import check_writable, staged_dir
+from firmware_export.tflite_model import parse_tflite
+from tinyprune import training
+from tinyprune.allocation import Limits, allocate, smallest
+from tinyprune.budget import Budget, parse_latency, parse_size
+from tinyprune.data import Dataset
+from tinyprune.errors import BudgetError, ConfigError, DataError
+from tinyprune.predictor import SizePredictor
+from tinyprune.quantize import quantize_int8
+from tinyprune.sensitivity import analyze
+from tinyprune.structured.dependency import build_graph
+from tinyprune.structured.pruner import prune_structured
+
+MAX_ROUNDS = 5  # allocate -> measure -> tighten rounds before giving up
+QUICK_CALIBRATION = 64  # samples for the sizing conversions: bytes and arena do not depend on it
+TIGHTEN_SLACK = 0.995  # aim a little below a missed limit on the next round
+EARLY_STOPPING = 3  # epochs without a better validation loss before fine-tuning stops
+
+
+@dataclass
+class Measured:
+    """Facts of one int8 artifact."""
+
+    int8_bytes: int
+    arena_bytes: int  # 32-bit TFLM arena
+    ram_bytes: int  # arena + interpreter + stack (firmware_export.estimate)
+    latency_ms: float | None  # estimated on the budget's board (None without a board)
+    macs: int
+
+
+@dataclass
+class Targets:
+    """Absolute limits on the artifact; None = no limit."""
+
+    flash_bytes: float | None = None
+    ram_bytes: float | None = None
+    latency_ms: float | None = None
+    board: str | None = None
+    margin: float = 0.0
+    asked: dict = field(default_factory=dict)
+
+    def misses(self, m: Measured) -> dict[str, tuple[float, float]]:
+        out = {}
+        for name, value, limit in (("flash", m.int8_bytes, self.flash_bytes), ("ram", m.ram_bytes, self.ram_bytes),
+                                   ("latency", m.latency_ms, self.latency_ms)):
+            if limit is not None and value is not None and value > limit:
+                out[name] = (value, limit)
+        return out
+
+    def describe(self) -> str:
+        parts = []
+        if self.flash_bytes is not None:
+            parts.append(f"flash {self.flash_bytes / 1024:.1f} KB")
+        if self.ram_bytes is not None:
+            parts.append(f"RAM {self.ram_bytes / 1024:.1f} KB")
+        if self.latency_ms is not None:
+            parts.append(f"latency {self.latency_ms:.2f} ms")
+        return ", ".join(parts) + (f" (board {self.board})" if self.board else "")
+
+
+@dataclass
+class BudgetResult:
+    status: str  # "pruned" or "unchanged"
+    targets: dict
+    original: dict
+    final: dict
+    keep: dict[str, int]
+    rounds: list[dict]
+    accuracy: dict
+    layers: list[dict]
+    fit: dict
+    seconds: dict[str, float]
+    output_dir: str
+    files: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def measure(tflite: bytes, board: Board | None) -> Measured:
+    """Bytes, 32-bit arena, RAM and (with a board) estimated latency of an int8 .tflite."""
+    model = parse_tflite(tflite)
+    arena = tflm.measure_arena(tflite)
+    latency = None
+    if board is not None:
+        latency = fit_model(model, [board], arena=arena).results[0].latency_ms
+    from firmware_export.costmodel import model_cost
+
+    return Measured(len(tflite), arena.target_bytes, arena.target_bytes + ram_overhead_bytes(model), latency,
+                    int(model_cost(model).total_macs))
+
+
+def resolve_targets(flash: str | None, ram: str | None, latency: str | None, board: Board | None,
+                    margin: float, original: Measured, original_model) -> Targets:
+    """Absolute limits from the user's budget strings, the board and the original's figures."""
+    if not 0 <= margin < 1:
+        raise ConfigError(f"--margin must be in [0, 1), got {margin}")
+    if latency and board is None:
+        raise BudgetError("a latency budget needs a board to estimate latency on; add --board NAME")
+    t = Targets(board=board.name if board else None, margin=margin,
+                asked={"flash": flash, "ram": ram, "latency": latency, "board": board.name if board else None})
+
+    def absolute(b: Budget, original_value: float) -> float:
+        return b.resolve(original_value).limit * (1 - margin)
+
+    if flash:
+        t.flash_bytes = absolute(parse_size(flash, "flash"), original.int8_bytes)
+    if ram:
+        t.ram_bytes = absolute(parse_size(ram, "RAM"), original.ram_bytes)
+    if latency:
+        t.latency_ms = absolute(parse_latency(latency), original.latency_ms)
+    if board is not None:
+        runtime_code, _ = flash_bytes(original_model, board.kernels)
+        board_flash = (board.flash_bytes - runtime_code) * (1 - margin)
+        board_ram = board.sram_bytes * (1 - margin)
+        t.flash_bytes = board_flash if t.flash_bytes is None else min(t.flash_bytes, board_flash)
+        t.ram_bytes = board_ram if t.ram_bytes is None else min(t.ram_bytes, board_ram)
+    if t.flash_bytes is None and t.ram_bytes is None and t.latency_ms is None:
+        raise BudgetError("no budget given; use --flash-budget, --ram-budget, --latency-budget or --board")
+    return t
+
+
+def _limits(t: Targets, original: Measured, factors: dict[str, float]) -> Limits:
+    """Targets on the artifact -> limits on the predictor's quantities."""
+    overhead = original.ram_bytes - original.arena_bytes
+    macs = None
+    if t.latency_ms is not None and original.latency_ms:
+        macs = original.macs * t.latency_ms / original.latency_ms  # latency is linear in MACs per op kind
+    return Limits(t.flash_bytes, None if t.ram_bytes is None else t.ram_bytes - overhead, macs).scaled(factors)
+
+
+def layer_table(before, after) -> list[dict]:
+    """Per layer with weights: channels, parameters (= int8 weight bytes) and MACs, before/after."""
+
+    def macs(layer) -> int:
+        kernel = getattr(layer, "depthwise_kernel", None)
+        kernel = getattr(layer, "kernel", None) if kernel is None else kernel
+        if kernel is None:
+            return 0
+        n = int(np.prod(kernel.shape))
+        if getattr(layer, "pointwise_kernel", None) is not None:
+            n += int(np.prod(layer.pointwise_kernel.shape))
+        shape = layer.output_shape
+        spatial = int(np.prod(shape[1:-1])) if isinstance(shape, tuple) and len(shape) > 2 else 1
+        return n * spatial
+
+    rows = []
+    for layer in before.layers:
+        if not layer.weights:
+            continue
+        new = after.get_layer(layer.name)
+        ch = lambda lay: lay.output_shape[-1] if isinstance(lay.output_shape, tuple) else None  # noqa: E731
+        rows.append({"layer": layer.name, "type": type(layer).__name__,
+                     "channels_before": ch(layer), "channels_after": ch(new),
+                     "params_before": int(layer.count_params()), "params_after": int(new.count_params()),
+                     "macs_before": macs(layer), "macs_after": macs(new)})
+    return rows
+
+
+def prune_for_budget(model, ds: Dataset | None, out_dir: str | Path, *, flash: str | None = None,
+                     ram: str | None = None, latency: str | None = None, board: str | None = None,
+                     boards_file: str | None = None, margin: float = 0.0, epochs: int = 5,
+                     batch_size: int = 32, importance: str = "l1", round_to: int = 1,
+                     calibration: int = 300, name: str = "model", force: bool = False,
+                     quiet: bool = False, console: Console | None = None, use_cache: bool = True) -> BudgetResult:
+    """Prune `model` to meet the budgets and write OUT/ (see the module docstring).
+
+    Raises BudgetError when no allocation can meet the budget (with the smallest achievable),
+    DataError without validation data, BoardError for an unknown board.
+    """
+    console = console or Console(stderr=True, quiet=quiet)
+    out_dir = Path(out_dir)
+    check_writable(out_dir, force)
+    if ds is None:
+        raise DataError("a budget search needs data to measure accuracy; pass --data (digits or a .npz)")
+    if epochs < 0:
+        raise ConfigError(f"--epochs must be >= 0, got {epochs}")
+    boards = load_boards(boards_file)
+    the_board = select_boards(boards, [board], False)[0] if board else None
+    seconds: dict[str, float] = {}
+    t_all = time.perf_counter()
+
+    # 1. the original, measured
+    t = time.perf_counter()
+    training.compile_for(model, ds)
+    original_tflite = quantize_int8(model, ds.x_train, calibration)
+    original = measure(original_tflite, the_board)
+    targets = resolve_targets(flash, ram, latency, the_board, margin, original, parse_tflite(original_tflite))
+    seconds["measure original"] = round(time.perf_counter() - t, 2)
+    console.print(f"original: {original.int8_bytes:,} B int8, arena {original.arena_bytes:,} B, "
+                  f"RAM {original.ram_bytes:,} B" + (f", ~{original.latency_ms:.1f} ms on {the_board.name}"
+                                                     if the_board else ""))
+    console.print(f"budget: {targets.describe()}")
+
+    # 2. nothing to do
+    if not targets.misses(original):
+        console.print("[green]the original model already meets the budget: nothing to prune; "
+                      "it is written unchanged[/]")
+        return _write(model, model, original_tflite, original, original, targets, {}, [], None, ds, the_board,
+                      boards, out_dir, name, force, seconds, t_all, "unchanged", console, calibration)
+
+    # 3. graph, predictor, feasibility (before any training)
+    t = time.perf_counter()
+    outputs = {tensor._keras_history.layer.name for tensor in model.outputs}
+    graph = build_graph(model, tuple(outputs))
+    arena0 = tflm.measure_arena(original_tflite)
+    predictor = SizePredictor(model, graph, original.int8_bytes, original.arena_bytes,
+                              arena0.head_bytes)
+    base_limits = _limits(targets, original, {})
+    small = smallest(graph, predictor, round_to)
+    if base_limits.deficits(small):
+        raise BudgetError(
+            f"budget {targets.describe()} cannot be met by removing channels: the smallest model is about "
+            f"{small.int8_bytes / 1024:.1f} KB int8 with a {small.arena_bytes / 1024:.1f} KB arena "
+            f"(RAM {(small.arena_bytes + original.ram_bytes - original.arena_bytes) / 1024:.1f} KB)"
+        )
+    seconds["graph + predictor"] = round(time.perf_counter() - t, 2)
+
+    # 4. sensitivity
+    t = time.perf_counter()
+    sens = analyze(model, graph, ds, importance=importance, round_to=round_to, quiet=quiet, use_cache=use_cache)
+    seconds["sensitivity"] = round(time.perf_counter() - t, 2)
+    if not quiet:
+        sens.render(console, top=12)
+
+    # 5. allocate, remove, measure the artifact, tighten
+    t = time.perf_counter()
+    factors: dict[str, float] = {}
+    rounds = []
+    for i in range(MAX_ROUNDS):
+        alloc = allocate(graph, predictor, sens, _limits(targets, original, {}).scaled(factors), round_to)
+        pruned = prune_structured(model, group_keep=alloc.keep, importance=importance, data=ds)
+        quick = quantize_int8(pruned.model, ds.x_train, QUICK_CALIBRATION)
+        got = measure(quick, the_board)
+        miss = targets.misses(got)
+        rounds.append({"round": i + 1, "keep": alloc.keep, "predicted_int8_bytes": alloc.prediction.int8_bytes,
+                       "predicted_arena_bytes": alloc.prediction.arena_bytes, "predicted_drop": alloc.predicted_drop,
+                       "measured": asdict(got), "misses": {k: list(v) for k, v in miss.items()}})
+        console.print(f"round {i + 1}: predicted {alloc.prediction.int8_bytes:,} B / arena "
+                      f"{alloc.prediction.arena_bytes:,} B; measured {got.int8_bytes:,} B / arena "
+                      f"{got.arena_bytes:,} B" + ("  [green]fits[/]" if not miss else "  [yellow]misses[/]"))
+        if not miss:
+            break
+        key = {"flash": "int8_bytes", "ram": "arena_bytes", "latency": "macs"}
+        for what, (value, limit) in miss.items():
+            factors[key[what]] = factors.get(key[what], 1.0) * (limit / value) * TIGHTEN_SLACK
+    else:
+        raise BudgetError(f"after {MAX_ROUNDS} rounds the artifact still misses {targets.describe()}; "
+                          "try a larger --round-to step back or a looser budget")
+    seconds["allocate + remove"] = round(time.perf_counter() - t, 2)
+
+    # 6. fine-tune, convert, check again
+    t = time.perf_counter()
+    tuned = pruned.model
+    training.compile_for(tuned, ds)
+    training.train(tuned, ds, epochs, batch_size, description="fine-tuning", quiet=quiet,
+                   early_stopping=EARLY_STOPPING)
+    seconds["fine-tune"] = round(time.perf_counter() - t, 2)
+    t = time.perf_counter()
+    final_tflite = quantize_int8(tuned, ds.x_train, calibration)
+    final = measure(final_tflite, the_board)
+    if targets.misses(final):  # cannot happen: sizes do not depend on weight values
+        raise BudgetError(f"the fine-tuned artifact misses the budget: {targets.misses(final)}")
+    seconds["convert + measure"] = round(time.perf_counter() - t, 2)
+    return _write(model, tuned, final_tflite, original, final, targets, alloc.keep, rounds, sens, ds, the_board,
+                  boards, out_dir, name, force, seconds, t_all, "pruned", console, calibration,
+                  original_tflite=original_tflite)
+
+
+def _write(model, final_model, final_tflite: bytes, original: Measured, final: Measured, targets: Targets,
+           keep: dict, rounds: list, sens, ds: Dataset, board: Board | None, boards: dict, out_dir: Path,
+           name: str, force: bool, seconds: dict, t_all: float, status: str, console: Console,
+           calibration: int, original_tflite: bytes | None = None) -> BudgetResult:
+    from firmware_export.cexport import export_c
+    from tinyprune.parity import parity_report
+
+    t = time.perf_counter()
+    parity = parity_report(final_model, final_tflite, ds.x_val, ds.y_val)
+    original_tflm = training.score(tflm.run(original_tflite, ds.x_val), ds.y_val) if original_tflite else \
+        parity.tflm_accuracy
+    accuracy = {"original_float": training.evaluate(model, ds), "original_int8_tflm": original_tflm,
+                **{k: v for k, v in parity.to_dict().items()}}
+    fit_boards = [board] if board else select_boards(boards, list(DEFAULT_BOARDS), False)
+    fit = fit_model(final_tflite, fit_boards)
+    layers = layer_table(model, final_model)
+    seconds["report"] = round(time.perf_counter() - t, 2)
+    seconds["total"] = round(time.perf_counter() - t_all, 2)
+    result = BudgetResult(status, asdict(targets), asdict(original), asdict(final), keep, rounds, accuracy, layers,
+                          json.loads(fit.to_json()), seconds, str(out_dir))
+    with staged_dir(out_dir, force=force) as tmp:
+        final_model.save(tmp / "model.h5", include_optimizer=False)
+        (tmp / "model_int8.tflite").write_bytes(final_tflite)
+        export_c(final_tflite, tmp / "firmware", name=name)
+        if sens is not None:
+            (tmp / "sensitivity.json").write_text(json.dumps(sens.to_dict(), indent=2) + "\n")
+            sens.plot(tmp / "sensitivity.png")
+        result.files = sorted(str(p.relative_to(tmp)) for p in tmp.rglob("*") if p.is_file()) + \
+            ["report.json", "report.md"]
+        (tmp / "report.json").write_text(json.dumps(result.to_dict(), indent=2) + "\n")
+        (tmp / "report.md").write_text(render_markdown(result))
+    render_console(result, console)
+    fit.render(console)
+    return result
+
+
+def _kb(n: float | None) -> str:
+    return "-" if n is None else f"{n / 1024:.1f} KB"
+
+
+def render_markdown(r: BudgetResult) -> str:
+    """report.md: what was asked, what was measured, per-layer before/after, time spent."""
+    o, f, a = r.original, r.final, r.accuracy
+
+    def pct(v):
+        return "-" if v is None else f"{v:.2%}"
+
+    lat = r.targets["latency_ms"]
+    lines = [f"# tinyprune budget report ({r.status})", "",
+             f"Budget: flash {_kb(r.targets['flash_bytes'])}, RAM {_kb(r.targets['ram_bytes'])}, latency "
+             + ("-" if lat is None else f"{lat:.2f} ms")
+             + (f" on {r.targets['board']}" if r.targets['board'] else "")
+             + (f", margin {r.targets['margin']:.0%}" if r.targets['margin'] else ""), "",
+             "| | original | pruned |", "| --- | ---: | ---: |",
+             f"| int8 .tflite bytes (flash for the model) | {o['int8_bytes']:,} | {f['int8_bytes']:,} |",
+             f"| TFLM arena, 32-bit | {o['arena_bytes']:,} | {f['arena_bytes']:,} |",
+             f"| RAM (arena + interpreter + stack) | {o['ram_bytes']:,} | {f['ram_bytes']:,} |",
+             f"| MACs | {o['macs']:,} | {f['macs']:,} |"]
+    if o["latency_ms"] is not None:
+        lines.append(f"| estimated latency ms | {o['latency_ms']:.2f} | {f['latency_ms']:.2f} |")
+    lines += [f"| accuracy, float Keras | {pct(a['original_float'])} | {pct(a['float_accuracy'])} |",
+              f"| accuracy, int8 in TFLM | {pct(a['original_int8_tflm'])} | {pct(a['tflm_accuracy'])} |",
+              f"| accuracy, int8 in TFLite | - | {pct(a['tflite_accuracy'])} |", "",
+              "Bytes and arena are measured on the artifact (the real int8 .tflite in the real TFLM "
+              "interpreter, arena adjusted to a 32-bit target); latency is the fit estimator's.", "",
+              "## Per layer", "", "| layer | type | channels | params (int8 bytes) | MACs |",
+              "| --- | --- | ---: | ---: | ---: |"]
+    for row in r.layers:
+        lines.append(f"| {row['layer']} | {row['type']} | {row['channels_before']} -> {row['channels_after']} | "
+                     f"{row['params_before']:,} -> {row['params_after']:,} | {row['macs_before']:,} -> "
+                     f"{row['macs_after']:,} |")
+    lines += ["", "## Fit", "", "| board | flash | RAM | latency ms (range) | fits |", "| --- | ---: | ---: | ---: | --- |"]
+    for b in r.fit["boards"]:
+        lines.append(f"| {b['board']} | {b['flash_bytes']:,} / {b['flash_available']:,} | {b['ram_bytes']:,} / "
+                     f"{b['ram_available']:,} | {b['latency_ms']:.2f} ({b['latency_ms_low']:.2f}-"
+                     f"{b['latency_ms_high']:.2f}) | {'yes' if b['fits'] else 'no: ' + b['overshoot']} |")
+    lines += ["", "## Time", "", "| stage | s |", "| --- | ---: |"]
+    lines += [f"| {k} | {v} |" for k, v in r.seconds.items()]
+    return "\n".join(lines) + "\n"
+
+
+def render_console(r: BudgetResult, console: Console) -> None:
+    from rich.table import Table
+
+    o, f, a = r.original, r.final, r.accuracy
+    t = Table(title=f"prune for budget: {r.status}")
+    t.add_column("")
+    t.add_column("original", justify="right")
+    t.add_column("result", justify="right")
+    t.add_column("budget", justify="right")
+    t.add_row("int8 bytes", f"{o['int8_bytes']:,}", f"{f['int8_bytes']:,}", _kb(r.targets["flash_bytes"]))
+    t.add_row("RAM bytes", f"{o['ram_bytes']:,}", f"{f['ram_bytes']:,}", _kb(r.targets["ram_bytes"]))
+    if o["latency_ms"] is not None:
+        lim = r.targets["latency_ms"]
+        t.add_row("latency ms (est.)", f"{o['latency_ms']:.2f}", f"{f['latency_ms']:.2f}",
+                  "-" if lim is None else f"{lim:.2f}")
+    t.add_row("accuracy (int8, TFLM)", f"{a['original_int8_tflm']:.4f}", f"{a['tflm_accuracy']:.4f}", "")
+    console.print(t)

@@ -1,0 +1,41 @@
+"""`tinyprune prune MODEL --flash-budget/--ram-budget/--latency-budget/--board ...`.
+
+Thin wrapper over `tinyprune.budget_search.prune_for_budget`: loads the model and data,
+runs the search, prints the result (or JSON with --json).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import click
+
+
+def handle(opts: dict) -> None:
+    from rich.console import Console
+
+    from tinyprune.budget_search import prune_for_budget
+    from tinyprune.data import load_data
+    from tinyprune.errors import ConfigError
+    from tinyprune.loading import load_model
+
+    if opts["allow_compress"]:
+        raise ConfigError("--allow-compress is not available for budget search yet; prune for the budget "
+                          "without it, or compress separately with --method magnitude --compress lut")
+    if opts["round_to"] < 1:
+        raise ConfigError(f"--round-to must be >= 1, got {opts['round_to']}")
+    model = load_model(opts["model"], unsafe=opts["unsafe_load"])
+    ds = load_data(opts["data"]).fit_to(model.input_shape) if opts["data"] else None
+    name = re.sub(r"\W", "_", Path(opts["model"]).stem) or "model"
+    name = name if name[0].isalpha() else f"m_{name}"
+    console = Console(stderr=opts["as_json"], quiet=opts["quiet"])
+    result = prune_for_budget(
+        model, ds, opts["output"], flash=opts["flash_budget"], ram=opts["ram_budget"],
+        latency=opts["latency_budget"], board=opts["board"], boards_file=opts["boards_file"],
+        margin=opts["margin"], epochs=opts["epochs"], batch_size=opts["batch_size"],
+        importance=opts["importance"], round_to=opts["round_to"], name=name, force=opts["force"],
+        quiet=opts["quiet"] or opts["as_json"], console=console)
+    if opts["as_json"]:
+        click.echo(json.dumps(result.to_dict(), indent=2))
