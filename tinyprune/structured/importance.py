@@ -95,6 +95,11 @@ def _layer_weights(graph: DependencyGraph, names: frozenset[str] | tuple[str, ..
     return out
 
 
+def has_batchnorm(graph: DependencyGraph, group) -> bool:
+    """True if one of the group's layers is a BatchNormalization."""
+    return any(n.class_name == "BatchNormalization" and n.name in group.layers for n in graph.nodes)
+
+
 class Importance:
     """Base class: override `saliency` (per-weight) or `group_scores` (per channel)."""
 
@@ -135,9 +140,7 @@ class BNScaleImportance(Importance):
     def group_scores(self, graph, data=None, reduction="mean") -> list[np.ndarray]:
         bn = reduce_saliency(graph, self.saliency(graph), reduction)
         l1 = MagnitudeImportance(1).group_scores(graph, None, reduction)
-        has_bn = [any(graph.model.get_layer(ly).__class__.__name__ == "BatchNormalization"
-                      for ly in g.layers if "#" not in ly and ly != "__input__") for g in graph.groups]
-        return [b if h else m for b, m, h in zip(bn, l1, has_bn)]
+        return [b if has_batchnorm(graph, g) else m for b, m, g in zip(bn, l1, graph.groups)]
 
 
 class TaylorImportance(Importance):

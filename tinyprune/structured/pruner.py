@@ -26,7 +26,7 @@ import numpy as np
 
 from tinyprune.errors import ConfigError, UnsupportedLayerError
 from tinyprune.structured.dependency import DependencyGraph, Group, build_graph
-from tinyprune.structured.importance import REDUCTIONS, get_importance
+from tinyprune.structured.importance import REDUCTIONS, get_importance, has_batchnorm
 
 EPS = 1e-12  # guards the per-group normalisation of scores for global ranking
 
@@ -342,8 +342,7 @@ def prune_structured(model, ratio: float | None = None, *, layer_ratios: dict[st
         from tinyprune.errors import DataError
 
         raise DataError(f"importance '{imp.name}' needs training data; pass --data (or data=...)")
-    output_layers = {n.name for n in [model.layers[-1]]} if not model.outputs else \
-        {t._keras_history.layer.name for t in model.outputs}
+    output_layers = set(model.output_names)
     ignore_all = tuple(set(ignore) | output_layers)
 
     graph0 = build_graph(model, ignore_all)
@@ -387,9 +386,7 @@ def prune_structured(model, ratio: float | None = None, *, layer_ratios: dict[st
     rows = _layer_rows(model, current, {k: v for k, v in pos_map.items()}, orig_channels)
     notes = [n for n in graph0.notes if not any(n.startswith(f"layer '{o}' ") for o in output_layers)]
     if getattr(imp, "name", "") == "bn":
-        no_bn = [g.id for g in graph0.groups if g.prunable and not any(
-            model.get_layer(ly).__class__.__name__ == "BatchNormalization" for ly in g.layers
-            if "#" not in ly and ly != "__input__")]
+        no_bn = [g.id for g in graph0.groups if g.prunable and not has_batchnorm(graph0, g)]
         if no_bn:
             notes.append(f"importance 'bn': groups without BatchNormalization ranked by l1: {', '.join(no_bn)}")
     return StructuredResult(current, kept, rows, {g: [int(i) for i in v] for g, v in group_map.items()},
