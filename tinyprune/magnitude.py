@@ -394,12 +394,16 @@ def wrap_for_pruning(model, plans: list[LayerPlan], resolved: ResolvedSchedule, 
 def quantization_aware(model, ds: Dataset, epochs: int, batch_size: int, quiet: bool):
     """Pruning-preserving QAT (tfmot's Default8BitPrunePreserveQuantizeScheme) on a stripped model."""
     from tinyprune import training
-    from tinyprune.tfsetup import tfmot
+    from tinyprune.tfsetup import keras, tfmot
 
     annotated = tfmot.quantization.keras.quantize_annotate_model(model)
     qat = tfmot.quantization.keras.quantize_apply(
         annotated, tfmot.experimental.combine.Default8BitPrunePreserveQuantizeScheme())
-    training.compile_for(qat, ds, lr=PQAT_LR)
+    if ds.is_classification:  # QAT wraps the activation, so ask the float model whether it ends in softmax
+        loss = keras.losses.SparseCategoricalCrossentropy(from_logits=not training.ends_in_softmax(model))
+        qat.compile(keras.optimizers.Adam(PQAT_LR), loss, metrics=["accuracy"])
+    else:
+        training.compile_for(qat, ds, lr=PQAT_LR)
     training.train(qat, ds, max(1, epochs), batch_size, description="pruning-preserving QAT", quiet=quiet)
     return qat
 

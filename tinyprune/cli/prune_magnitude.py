@@ -131,7 +131,7 @@ def handle(opts: dict[str, Any]) -> None:
                      len(int8), int8_arena.target_bytes, int8_acc)]
     extra = {"model_int8.tflite": int8}
     report: dict[str, Any] = {
-        "method": "magnitude", "pruning_mode": "model", "pruning_mode_note": MODE_NOTE,
+        "method": "magnitude", "pruning_mode": result.mode, "pruning_mode_note": MODE_NOTE,
         "model": str(opts["model"]), "data": ds.name, "epochs": epochs, "batch_size": batch,
         "schedule": result.schedule.to_dict() if result.schedule else None,
         "layers": [{**asdict(p), "sparsity_after_strip": round(result.sparsity.get(p.name, 0.0), 4)}
