@@ -1,7 +1,8 @@
 """Per-group pruning sensitivity: how much the validation score drops when one group alone
 loses a fraction of its channels, with no fine-tuning.
 
-For each prunable group of the dependency graph and each ratio (default 25/50/75%), the
+For each prunable group of the dependency graph and each ratio (default 25/50/75%, plus the
+group's most-pruned allowed size, so that no drop is extrapolated), the
 least important channels (by the structured pruner's criterion, L1 by default) are zeroed
 in a working copy of the model, in every weight slice that carries them (producers' output
 slices, consumers' input slices). That copy computes exactly what the pruned model would
@@ -32,7 +33,7 @@ from tinyprune.structured.pruner import _top, round_keep
 
 DEFAULT_RATIOS = (0.25, 0.5, 0.75)
 MAX_SAMPLES = 1000  # validation samples per evaluation: enough to rank groups, cheap to run
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 
 
 @dataclass
@@ -43,6 +44,7 @@ class Sensitivity:
     base_score: float
     drops: dict[str, list[float]]  # group id -> drop at each ratio
     channels: dict[str, int]
+    extreme: dict[str, list[float]] = field(default_factory=dict)  # group id -> [ratio, drop] at min keep
     importance: str = "l1"
     samples: int = 0
     seconds: float = 0.0
@@ -50,15 +52,18 @@ class Sensitivity:
     order: list[str] = field(default_factory=list)  # group ids in model order
 
     def drop(self, group_id: str, ratio: float) -> float:
-        """Predicted drop at any ratio: 0 at 0, piecewise linear through the measured points,
-        made non-decreasing, and extended linearly to ratio 1 (where the group would be empty)."""
+        """Predicted drop at any ratio: 0 at 0, piecewise linear through the measured points
+        (the fixed ratios and the group's most-pruned allowed size), made non-decreasing."""
         if ratio <= 0 or group_id not in self.drops:
             return 0.0
-        xs = [0.0, *self.ratios]
-        ys = np.maximum.accumulate([0.0, *[max(0.0, d) for d in self.drops[group_id]]])
+        points = sorted(zip(self.ratios, self.drops[group_id]))
+        if group_id in self.extreme:
+            points = sorted({*points, tuple(self.extreme[group_id])})
+        xs = [0.0, *[p[0] for p in points]]
+        ys = np.maximum.accumulate([0.0, *[max(0.0, p[1]) for p in points]])
         if ratio <= xs[-1]:
             return float(np.interp(ratio, xs, ys))
-        slope = (ys[-1] - ys[-2]) / (xs[-1] - xs[-2]) if len(xs) > 1 else 0.0
+        slope = (ys[-1] - ys[-2]) / (xs[-1] - xs[-2]) if xs[-1] > xs[-2] else 0.0
         return float(ys[-1] + max(slope, 0.0) * (ratio - xs[-1]))
 
     def to_dict(self) -> dict:
@@ -77,11 +82,14 @@ class Sensitivity:
         t.add_column("channels", justify="right")
         for r in self.ratios:
             t.add_column(f"-{r:.0%}", justify="right")
+        t.add_column("min keep", justify="right")
         ids = self.order or list(self.drops)
         if top:
             ids = sorted(ids, key=lambda g: -self.drops[g][-1])[:top]
         for gid in ids:
-            t.add_row(gid, str(self.channels[gid]), *[f"{d:+.4f}" for d in self.drops[gid]])
+            ext = self.extreme.get(gid)
+            t.add_row(gid, str(self.channels[gid]), *[f"{d:+.4f}" for d in self.drops[gid]],
+                      "-" if not ext else f"{ext[1]:+.4f}")
         console.print(t)
 
     def plot(self, path: Path) -> None:
@@ -93,7 +101,8 @@ class Sensitivity:
 
         fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=100)
         for gid in self.order or self.drops:
-            ax.plot([0, *self.ratios], [0, *self.drops[gid]], marker="o", label=gid)
+            pts = sorted({*zip(self.ratios, self.drops[gid]), *([tuple(self.extreme[gid])] if gid in self.extreme else [])})
+            ax.plot([0, *[p[0] for p in pts]], [0, *[p[1] for p in pts]], marker="o", label=gid)
         ax.set_xlabel("fraction of the group's channels removed")
         ax.set_ylabel("validation score drop")
         ax.set_title("per-group sensitivity (no fine-tuning)")
@@ -155,13 +164,16 @@ def analyze(model, graph: DependencyGraph, ds: Dataset, ratios=DEFAULT_RATIOS, i
     slices = _zeroable_slices(graph)
     prunable = [(gi, g) for gi, g in enumerate(graph.groups) if g.prunable]
     drops: dict[str, list[float]] = {}
+    extreme: dict[str, list[float]] = {}
     with Progress(transient=True, disable=quiet) as bar:
-        task = bar.add_task("sensitivity", total=len(prunable) * len(ratios))
+        task = bar.add_task("sensitivity", total=len(prunable) * (len(ratios) + 1))
         for gi, g in prunable:
             layers = sorted({sl.layer for lid in g.layers for sl in slices.get(lid, [])})
             saved = {name: twin.get_layer(name).get_weights() for name in layers}
             row = []
-            for r in ratios:
+            k_min = round_keep(g.min_keep, g.channels, round_to, g.min_keep)
+            r_min = 1 - k_min / g.channels
+            for r in [*ratios, r_min]:
                 k = round_keep(g.channels * (1 - r), g.channels, round_to, g.min_keep)
                 kept = _top(scores[gi], g.fixed, k)
                 keep = graph.element_keep({g.id: kept})
@@ -175,9 +187,10 @@ def analyze(model, graph: DependencyGraph, ds: Dataset, ratios=DEFAULT_RATIOS, i
                 bar.advance(task)
             for name in layers:
                 twin.get_layer(name).set_weights(saved[name])
-            drops[g.id] = [round(float(d), 6) for d in row]
-    s = Sensitivity(list(ratios), float(base), drops, {g.id: g.channels for _, g in prunable}, importance, n,
-                    round(time.perf_counter() - t0, 2), False, [g.id for _, g in prunable])
+            drops[g.id] = [round(float(d), 6) for d in row[:-1]]
+            extreme[g.id] = [round(r_min, 6), round(float(row[-1]), 6)]
+    s = Sensitivity(list(ratios), float(base), drops, {g.id: g.channels for _, g in prunable}, extreme,
+                    importance, n, round(time.perf_counter() - t0, 2), False, [g.id for _, g in prunable])
     if use_cache:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
