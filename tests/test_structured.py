@@ -169,6 +169,20 @@ def m_squeeze_excite():
     return functional(i, L.Dense(3)(x))
 
 
+def m_squeeze_excite_broadcast():
+    """SE without a Reshape: the (N, C) gate broadcasts over (N, H, W, C) in Multiply."""
+    i = keras.Input((8, 8, 3))
+    x = L.Conv2D(8, 3, padding="same", activation="relu", name="conv")(i)
+    s = L.GlobalAveragePooling2D(keepdims=True)(x)
+    s = L.Conv2D(4, 1, activation="relu", name="se_reduce")(s)
+    s = L.Conv2D(8, 1, activation="sigmoid", name="se_expand")(s)
+    x = L.Multiply()([s, x])
+    g = L.Dense(8, activation="hard_sigmoid", name="gate")(L.GlobalMaxPooling2D()(x))
+    x = L.Multiply()([x, g])
+    x = L.Conv2D(4, 1, name="head")(x)
+    return functional(i, L.Dense(3)(L.Flatten()(x)))
+
+
 def m_reshape():
     i = keras.Input((8, 8, 3))
     x = L.Conv2D(6, 3, padding="same", name="c1")(i)
@@ -212,7 +226,7 @@ def m_sequential_no_input_layer():
 
 
 MODELS = {f.__name__[2:]: f for f in (m_conv_bn, m_depthwise_multiplier, m_separable, m_conv1d, m_spatial,
-                                      m_merges, m_concat, m_squeeze_excite, m_reshape, m_layernorm, m_sequential,
+                                      m_merges, m_concat, m_squeeze_excite, m_squeeze_excite_broadcast, m_reshape, m_layernorm, m_sequential,
                                       m_sequence_shared, m_sequential_no_input_layer)}
 
 
@@ -253,6 +267,11 @@ def test_squeeze_excite_block_is_one_group():
     g = build_graph(m_squeeze_excite())
     assert set(g.group("conv").producers) == {"conv", "se_expand"}
     assert g.group("se_reduce").prunable
+
+
+def test_broadcast_gates_join_the_gated_group():
+    g = build_graph(m_squeeze_excite_broadcast())
+    assert set(g.group("conv").producers) == {"conv", "se_expand", "gate"}
 
 
 def test_layernorm_over_channels_is_a_boundary_and_said_so():

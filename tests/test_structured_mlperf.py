@@ -70,6 +70,15 @@ def test_resnet_shortcuts_are_coupled(mlperf_dir):
     assert r.kept["conv2d"] == r.kept["conv2d_2"] == r.kept["batch_normalization_2"]
 
 
+def test_resnet_global_ranking_round_to_and_steps_stay_exact(mlperf_dir):
+    model, _ = _pruned(mlperf_dir, "pretrainedResnet.h5")
+    r = prune_structured(model, 0.5, global_ranking=True, round_to=4, steps=2, importance="l2")
+    ref = masked_equivalent(model, r.graph, r.group_kept)
+    x = _inputs(model, 4, seed=2)
+    assert np.abs(np.asarray(r.model(x)) - np.asarray(ref(x))).max() <= TOL
+    assert all(len(r.kept[p]) % 4 == 0 for g in r.graph.groups if g.prunable for p in g.producers)
+
+
 def test_mobilenet_depthwise_follows_its_producer(mlperf_dir):
     model, r = _pruned(mlperf_dir, "vww_96.h5")
     assert "depthwise_conv2d" in r.graph.group("conv2d").layers
