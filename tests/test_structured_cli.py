@@ -80,3 +80,19 @@ def test_cli_subclassed_model_exit_2(tmp_path):
     net.save(tmp_path / "sub")
     proc = run_cli(["prune", str(tmp_path / "sub"), "--method", "structured", "--ratio", "0.5", "-o", str(tmp_path / "o")])
     assert proc.returncode == 2 and "subclassed" in stderr_one_line(proc)
+
+
+def test_cli_names_a_boundary_layer_and_taylor_needs_data(tmp_path):
+    from tinyprune.tfsetup import keras
+
+    L = keras.layers
+    i = keras.Input((8, 8, 3))
+    x = L.Permute((2, 1, 3), name="swap")(L.Conv2D(6, 1, name="c1")(i))
+    x = L.Conv2D(4, 1, name="c2")(x)
+    keras.Model(i, L.Dense(3)(L.Flatten()(x))).save(tmp_path / "m.h5")
+    proc = run_cli(["prune", str(tmp_path / "m.h5"), "--method", "structured", "--ratio", "0.5", "-o", str(tmp_path / "o")])
+    assert proc.returncode == 0, proc.stderr
+    assert "note: layer 'swap' (Permute)" in proc.stdout and "boundary" in proc.stdout
+    proc = run_cli(["prune", str(tmp_path / "m.h5"), "--method", "structured", "--ratio", "0.5", "--importance",
+                    "taylor", "-o", str(tmp_path / "o2")])
+    assert proc.returncode == 2 and "taylor" in stderr_one_line(proc)
