@@ -1,0 +1,165 @@
+"""Prune for a budget: budget parsing, the size predictor against real conversions, the
+search end to end (artifact measured within budget), and bad input."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from conftest import DEMO_MODEL, run_cli, stderr_one_line
+from tinyprune.budget import parse_latency, parse_size
+from tinyprune.errors import BudgetError
+
+PREDICTOR_TOLERANCE = 0.03  # issue: within 3% of the real .tflite size
+
+
+# ---------------------------------------------------------------- parsing
+
+@pytest.mark.parametrize("text,limit", [("96KB", 96 * 1024), ("0.5MB", 512 * 1024), ("12000", 12000),
+                                        ("12000B", 12000), ("64 kb", 64 * 1024)])
+def test_parse_size(text, limit):
+    assert parse_size(text, "flash").limit == limit
+
+
+def test_parse_percent_and_latency():
+    b = parse_size("25%", "flash")
+    assert b.limit is None and b.resolve(40000).limit == 10000
+    assert parse_latency("20ms").limit == 20 and parse_latency("0.5s").limit == 500
+    for bad in ("-5KB", "12 parsecs", "150%", "0%", "KB"):
+        with pytest.raises(BudgetError):
+            parse_size(bad, "flash")
+
+
+# ---------------------------------------------------------------- predictor vs real conversions
+
+def _check_predictor(model, x_calib, keeps_list):
+    from firmware_export.tflm import measure_arena
+    from tinyprune.predictor import SizePredictor
+    from tinyprune.quantize import quantize_int8
+    from tinyprune.structured.dependency import build_graph
+    from tinyprune.structured.pruner import prune_structured
+
+    outputs = {t._keras_history.layer.name for t in model.outputs}
+    graph = build_graph(model, tuple(outputs))
+    base = quantize_int8(model, x_calib, 32)
+    arena = measure_arena(base)
+    predictor = SizePredictor(model, graph, len(base), arena.target_bytes, arena.head_bytes)
+    assert predictor.predict({}).int8_bytes == len(base)
+    errors = []
+    for keep in keeps_list(graph):
+        pruned = prune_structured(model, group_keep=keep)
+        real = len(quantize_int8(pruned.model, x_calib, 32))
+        predicted = predictor.predict(keep).int8_bytes
+        errors.append(abs(predicted - real) / real)
+        assert errors[-1] <= PREDICTOR_TOLERANCE, (keep, predicted, real)
+    return errors
+
+
+def _random_keeps(seed: int, n: int):
+    def make(graph):
+        rng = np.random.default_rng(seed)
+        out = []
+        for _ in range(n):
+            out.append({g.id: int(rng.integers(g.min_keep, g.channels + 1)) for g in graph.groups if g.prunable})
+        return out
+    return make
+
+
+def test_predictor_within_3_percent_on_digits(digits):
+    from tinyprune.loading import load_model
+
+    errors = _check_predictor(load_model(DEMO_MODEL), digits.x_train, _random_keeps(0, 4))
+    assert max(errors) < 0.01  # measured: below 0.1%
+
+
+def test_predictor_within_3_percent_on_resnet(mlperf_dir):
+    from tinyprune.loading import load_model
+
+    model = load_model(mlperf_dir / "pretrainedResnet.h5")
+    x = np.random.default_rng(0).uniform(0, 1, (32, 32, 32, 3)).astype(np.float32)
+    _check_predictor(model, x, _random_keeps(1, 2))
+
+
+# ---------------------------------------------------------------- the search, end to end
+
+@pytest.fixture(scope="module")
+def flash_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("budget") / "flash25"
+    proc = run_cli(["prune", str(DEMO_MODEL), "--data", "digits", "--flash-budget", "25%", "--ram-budget", "95%",
+                    "--epochs", "3", "-o", str(out), "--json"])
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(proc.stdout), out
+
+
+def test_artifact_within_flash_and_ram_budget(flash_run):
+    report, out = flash_run
+    t = report["targets"]
+    size = (out / "model_int8.tflite").stat().st_size
+    assert size == report["final"]["int8_bytes"] <= t["flash_bytes"]
+    assert report["final"]["ram_bytes"] <= t["ram_bytes"]
+    assert t["flash_bytes"] == pytest.approx(0.25 * report["original"]["int8_bytes"])
+    # measured on the artifact in the real TFLM interpreter, not predicted
+    from firmware_export.tflm import measure_arena
+
+    assert measure_arena((out / "model_int8.tflite").read_bytes()).target_bytes == report["final"]["arena_bytes"]
+
+
+def test_budget_outputs_and_accuracy(flash_run):
+    report, out = flash_run
+    for name in ("model.h5", "model_int8.tflite", "report.json", "report.md", "sensitivity.json",
+                 "sensitivity.png", "firmware/digits_cnn_model_data.cc"):
+        assert (out / name).is_file(), name
+    acc = report["accuracy"]
+    assert acc["agree_tflite_tflm"] == 1.0
+    assert acc["tflm_accuracy"] >= 0.85  # 4x smaller after 3 epochs of fine-tuning on 1,437 images
+    assert "| conv2 | Conv2D |" in (out / "report.md").read_text()
+    assert sum(r["params_after"] for r in report["layers"]) < sum(r["params_before"] for r in report["layers"])
+
+
+def test_board_and_latency_budget(tmp_path):
+    boards = tmp_path / "boards.toml"
+    boards.write_text('[[board]]\nname = "tiny-m4"\ncore = "cortex-m4f"\nclock_mhz = 48\nflash_kb = 64\n'
+                      'sram_kb = 16\nsource = "test board"\n')
+    out = tmp_path / "out"
+    proc = run_cli(["prune", str(DEMO_MODEL), "--data", "digits", "--board", "tiny-m4", "--boards-file", str(boards),
+                    "--latency-budget", "50%", "--epochs", "1", "-o", str(out), "--json"])
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads(proc.stdout)
+    final, t = report["final"], report["targets"]
+    assert final["latency_ms"] <= t["latency_ms"] == pytest.approx(0.5 * report["original"]["latency_ms"])
+    assert final["int8_bytes"] <= t["flash_bytes"] and final["ram_bytes"] <= t["ram_bytes"]
+    fit = report["fit"]["boards"]
+    assert [b["board"] for b in fit] == ["tiny-m4"] and fit[0]["fits"]
+
+
+# ---------------------------------------------------------------- bad input
+
+def test_budget_larger_than_model_is_nothing_to_do(tmp_path, demo_int8):
+    out = tmp_path / "out"
+    proc = run_cli(["prune", str(DEMO_MODEL), "--data", "digits", "--flash-budget", "1MB", "-o", str(out), "--json"])
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    report = json.loads(proc.stdout)
+    assert report["status"] == "unchanged" and report["final"] == report["original"]
+    assert "nothing to prune" in proc.stderr
+
+
+@pytest.mark.parametrize("args,expect", [
+    (["--flash-budget", "2KB"], "smallest model"),
+    (["--board", "nucleo-l4r5zz"], "nucleo-l4r5zi"),
+    (["--flash-budget", "ten KB"], "cannot read flash budget"),
+    (["--latency-budget", "5ms"], "needs a board"),
+])
+def test_budget_bad_input_exits_2(tmp_path, args, expect):
+    out = tmp_path / "out"
+    proc = run_cli(["prune", str(DEMO_MODEL), "--data", "digits", *args, "-o", str(out)])
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert expect in stderr_one_line(proc)
+    assert not out.exists()
+
+
+def test_budget_without_data_exits_2(tmp_path):
+    proc = run_cli(["prune", str(DEMO_MODEL), "--flash-budget", "50%", "-o", str(tmp_path / "out")])
+    assert proc.returncode == 2
+    assert "--data" in stderr_one_line(proc)
