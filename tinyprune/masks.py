@@ -149,9 +149,9 @@ def check_collapse(masks: Masks, compression: float, allow_collapse: bool = Fals
     """Raise LayerCollapseError if a layer lost every weight (unless allowed); return them."""
     gone = collapsed_layers(masks)
     if gone and not allow_collapse:
-        others = f" (and {len(gone) - 1} more)" if len(gone) > 1 else ""
+        which = f"layer '{gone[0]}'" if len(gone) == 1 else "layers " + ", ".join(f"'{n}'" for n in gone)
         raise LayerCollapseError(
-            f"layer '{gone[0]}'{others} lost every weight at compression {compression:.4g} "
+            f"{which} lost every weight at compression {compression:.4g} "
             f"(kept {100.0 / compression:.3g}% overall); lower --compression, use an iterative method "
             "such as synflow, or pass --allow-collapse"
         )

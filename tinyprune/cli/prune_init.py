@@ -113,7 +113,7 @@ def _print_table(report: dict, layers, out) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=f"{report['method']}, compression {report['compression']:.4g}, {report['rounds']} round(s)")
+    table = Table()
     for col in ("layer", "weights", "kept", "kept %"):
         table.add_column(col, justify="left" if col == "layer" else "right")
     for r in layers:
@@ -121,6 +121,8 @@ def _print_table(report: dict, layers, out) -> None:
     table.add_row("[bold]total", str(sum(r.weights for r in layers)), str(sum(r.kept for r in layers)),
                   f"{100 * report['kept_fraction']:.2f}")
     console = Console()
+    console.print(f"[bold]{report['method']}[/] at compression {report['compression']:.4g} "
+                  f"({report['rounds']} round{'s' if report['rounds'] != 1 else ''}): kept fraction per layer")
     console.print(table)
     if report.get("collapsed_layers"):
         console.print(f"[red]collapsed (allowed): {', '.join(report['collapsed_layers'])}")
