@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Sequence
 
 import numpy as np
+from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from tinyprune.data import Dataset
@@ -56,7 +57,7 @@ class RichProgress(keras.callbacks.Callback):
         self._progress = Progress(
             TextColumn("[bold]{task.description}"), BarColumn(bar_width=20),
             TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(), TextColumn("{task.fields[metrics]}"),
-            transient=False,
+            transient=False, console=Console(stderr=True),
         )
         self._progress.start()
         self._task = self._progress.add_task(self.description, total=self.epochs, metrics="")
