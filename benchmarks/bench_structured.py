@@ -15,9 +15,6 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import subprocess
-import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -27,19 +24,6 @@ MODELS = ["pretrainedResnet.h5", "vww_96.h5", "ad01.h5", "str_ww_ref_model.h5"]
 RATIOS = (0.25, 0.5)
 CALIBRATION = 32  # random samples: enough for the converter, sizes do not depend on them
 REPEATS = 5
-# firmware_export.tflm.measure_arena crashes the process (SIGSEGV inside TFLM) on some models while
-# bisecting for the smallest arena (seen on our int8 conversion of ad01.h5), so it runs in a child.
-_ARENA_CHILD = ("import sys; from firmware_export import tflm; "
-                "print(tflm.measure_arena(open(sys.argv[1], 'rb').read()).target_bytes)")
-
-
-def arena_bytes(data: bytes) -> str:
-    """TFLM arena (32-bit target) measured in a child process; 'crash' if TFLM dies."""
-    with tempfile.NamedTemporaryFile(suffix=".tflite") as f:
-        f.write(data)
-        f.flush()
-        proc = subprocess.run([sys.executable, "-c", _ARENA_CHILD, f.name], capture_output=True, text=True)
-    return f"{int(proc.stdout.split()[-1]):,}" if proc.returncode == 0 else f"TFLM crash ({proc.returncode})"
 
 
 def main() -> None:
@@ -62,19 +46,19 @@ def main() -> None:
         model = load_model(folder / name)
         x = np.random.default_rng(0).uniform(0, 1, (CALIBRATION, *model.input_shape[1:])).astype(np.float32)
         base = quantize_int8(model, x, CALIBRATION)
-        base_arena = arena_bytes(base)
+        base_arena = tflm.measure_arena(base).target_bytes
         for ratio in RATIOS:
             r = prune_structured(model, ratio)
             data = quantize_int8(r.model, x, CALIBRATION)
             tflm.run(data, x[:1])
-            arena = arena_bytes(data)
+            arena = tflm.measure_arena(data).target_bytes
             rows.append((name, ratio, r.params_before, r.params_after, len(base), len(data), base_arena, arena))
 
     print("| model | ratio | params before | params after | int8 bytes before | int8 bytes after | after/before "
           "| arena before | arena after |")
     print("|---|---|---|---|---|---|---|---|---|")
     for name, ratio, p0, p1, b0, b1, a0, a1 in rows:
-        print(f"| {name} | {ratio} | {p0:,} | {p1:,} | {b0:,} | {b1:,} | {b1 / b0:.0%} | {a0} | {a1} |")
+        print(f"| {name} | {ratio} | {p0:,} | {p1:,} | {b0:,} | {b1:,} | {b1 / b0:.0%} | {a0:,} | {a1:,} |")
 
     vww = load_model(folder / "vww_96.h5")
     graph_t, prune_t = [], []
