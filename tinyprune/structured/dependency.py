@@ -310,6 +310,7 @@ class _Builder:
         self.notes: list[str] = []
         self.sources: dict[str, np.ndarray] = {}  # layer -> the element ids it created
         self.source_order: list[str] = []
+        self._kind = "boundary"  # the kind of the layer call being visited (set by _visit and helpers)
 
     # -- helpers ------------------------------------------------------------------------
     def _fresh(self, name: str, n: int | None, fixed: bool) -> np.ndarray | None:
