@@ -29,7 +29,7 @@ from tinyprune import training
 from tinyprune.data import Dataset
 from tinyprune.structured.dependency import DependencyGraph
 from tinyprune.structured.importance import get_importance
-from tinyprune.structured.pruner import _top, round_keep
+from tinyprune.structured.pruner import round_keep, top_channels
 
 DEFAULT_RATIOS = (0.25, 0.5, 0.75)
 MAX_SAMPLES = 1000  # validation samples per evaluation: enough to rank groups, cheap to run
@@ -175,7 +175,7 @@ def analyze(model, graph: DependencyGraph, ds: Dataset, ratios=DEFAULT_RATIOS, i
             r_min = 1 - k_min / g.channels
             for r in [*ratios, r_min]:
                 k = round_keep(g.channels * (1 - r), g.channels, round_to, g.min_keep)
-                kept = _top(scores[gi], g.fixed, k)
+                kept = top_channels(scores[gi], g.fixed, k)
                 keep = graph.element_keep({g.id: kept})
                 for name in layers:
                     weights = [w.copy() for w in saved[name]]

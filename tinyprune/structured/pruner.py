@@ -178,7 +178,7 @@ def final_targets(graph: DependencyGraph, ratio: float | None, layer_ratios: dic
     return targets
 
 
-def _top(scores: np.ndarray, fixed: np.ndarray, k: int) -> np.ndarray:
+def top_channels(scores: np.ndarray, fixed: np.ndarray, k: int) -> np.ndarray:
     """Indices kept: every fixed channel plus the best-scoring others, k in all, sorted."""
     free = np.flatnonzero(~fixed)
     n_free = max(0, k - int(fixed.sum()))
@@ -369,7 +369,7 @@ def prune_structured(model, ratio: float | None = None, *, layer_ratios: dict[st
             keep_total = int(round(total_free * (1 - ratio * step / steps)))
             counts.update(_global_counts(graph, scores, [index[g] for g in global_ids], keep_total,
                                          round_to if step == steps else 1))
-        kept_local = {gid: _top(scores[index[gid]], graph.group(gid).fixed, min(k, graph.group(gid).channels))
+        kept_local = {gid: top_channels(scores[index[gid]], graph.group(gid).fixed, min(k, graph.group(gid).channels))
                       for gid, k in counts.items()}
         _ensure_nonempty(graph, scores, kept_local)
         current, positions = rebuild(current, graph, kept_local)
