@@ -47,35 +47,31 @@ class Budget:
         return f"{self.limit / KB:.1f} KB" + (f" ({self.text})" if self.fraction is not None else "")
 
 
-def parse_size(text: str, resource: str) -> Budget:
-    """Parse a flash or RAM budget: bytes, KB/MB (binary), or percent of the original."""
+_TIME_UNITS = {"": 1.0, "ms": 1.0, "s": 1000.0, "us": 1e-3}  # to milliseconds
+
+
+def _parse(text: str, resource: str, units: dict[str, float], example: str) -> Budget:
+    """A number with a unit from `units` (scaled to the budget's unit), or a percentage."""
     m = _SIZE.match(str(text))
     if not m:
-        raise BudgetError(f"cannot read {resource} budget {text!r}; write e.g. 96KB, 0.5MB, 12000 or 50%")
+        raise BudgetError(f"cannot read {resource} budget {text!r}; write e.g. {example}")
     value, unit = float(m.group(1)), m.group(2).lower()
     if unit == "%":
         if not 0 < value <= 100:
             raise BudgetError(f"{resource} budget {text} must be a percentage in (0, 100]")
-        return Budget(resource, None, value / 100.0, str(text))
-    if unit not in _UNITS:
-        raise BudgetError(f"unknown unit {m.group(2)!r} in {resource} budget {text!r}; use B, KB, MB or %")
-    limit = value * _UNITS[unit]
-    if limit <= 0:
+        return Budget(resource.lower(), None, value / 100.0, str(text))
+    if unit not in units:
+        raise BudgetError(f"unknown unit {m.group(2)!r} in {resource} budget {text!r}; write e.g. {example}")
+    if value <= 0:
         raise BudgetError(f"{resource} budget {text} must be positive")
-    return Budget(resource, limit, None, str(text))
+    return Budget(resource.lower(), value * units[unit], None, str(text))
+
+
+def parse_size(text: str, resource: str) -> Budget:
+    """Parse a flash or RAM budget: bytes, KB/MB (binary), or percent of the original."""
+    return _parse(text, resource, _UNITS, "96KB, 0.5MB, 12000 or 50%")
 
 
 def parse_latency(text: str) -> Budget:
     """Parse a latency budget in milliseconds: "20", "20ms", "0.5s", or percent."""
-    m = _SIZE.match(str(text))
-    if not m:
-        raise BudgetError(f"cannot read latency budget {text!r}; write e.g. 20ms, 0.5s or 50%")
-    value, unit = float(m.group(1)), m.group(2).lower()
-    if unit == "%":
-        if not 0 < value <= 100:
-            raise BudgetError(f"latency budget {text} must be a percentage in (0, 100]")
-        return Budget("latency", None, value / 100.0, str(text))
-    scale = {"": 1.0, "ms": 1.0, "s": 1000.0, "us": 1e-3}.get(unit)
-    if scale is None or value <= 0:
-        raise BudgetError(f"latency budget {text!r} must be a positive time in ms or s")
-    return Budget("latency", value * scale, None, str(text))
+    return _parse(text, "latency", _TIME_UNITS, "20ms, 0.5s or 50%")
