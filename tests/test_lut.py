@@ -124,3 +124,22 @@ def test_mnist_lut_bit_identical(shared_data):
     lut = compress_lut(int8, BITS)
     assert np.array_equal(run(lut.data, ds.x_val), run(int8, ds.x_val))
     assert lut.compressed_bytes < 0.7 * lut.dense_bytes
+
+
+def test_clustering_survives_an_all_zero_channel(digits):
+    """tfmot's per-channel sparsity-preserving init fails on an empty channel; tinyprune clusters per tensor."""
+    from tinyprune import training
+    from tinyprune.clustering import cluster_model
+    from tinyprune.tfsetup import keras
+
+    inp = keras.Input((8, 8, 1))
+    x = keras.layers.Conv2D(8, 3, activation="relu", name="conv")(inp)
+    model = keras.Model(inp, keras.layers.Dense(10, name="out")(keras.layers.Flatten()(x)))
+    training.compile_for(model, digits)
+    training.train(model, digits, 1, 64, quiet=True)
+    k, b = model.get_layer("conv").get_weights()
+    k[..., 3] = 0.0
+    model.get_layer("conv").set_weights([k, b])
+    result = cluster_model(model, digits, bits=2, epochs=1, batch_size=64, quiet=True)
+    assert result.clustered["conv"] == "per-tensor" and result.fits
+    assert np.all(result.model.get_layer("conv").kernel.numpy()[..., 3] == 0)

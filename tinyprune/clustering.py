@@ -10,7 +10,8 @@ How: tfmot's `cluster_weights` with `preserve_sparsity=True` (zeros stay zero: t
 nearest zero is pinned to 0 and the original zero mask is re-applied) and
 `cluster_per_channel=True` for Conv2D with a bias (one set of 2^k centroids per output channel;
 tfmot 0.8.1 counts channels from the bias, so a bias-free Conv2D, e.g. one followed by
-BatchNorm, is clustered per tensor). tfmot clusters Dense kernels per tensor; a per-tensor bound
+BatchNorm, is clustered per tensor; so is a Conv2D with an all-zero output channel, on which
+tfmot's per-channel sparsity-preserving initialization fails). tfmot clusters Dense kernels per tensor; a per-tensor bound
 of 2^k values also bounds every channel. Kernel layers that are not clustered are frozen during
 the fine-tune so their values and zeros stay as they are. A short fine-tune
 adapts the centroids; `strip_clustering` leaves a plain tf_keras model.
@@ -73,6 +74,11 @@ def _kernel(layer):
     return getattr(layer, "kernel", None) if not hasattr(layer, "depthwise_kernel") else None
 
 
+def _no_empty_channel(kernel: np.ndarray) -> bool:
+    """tfmot 0.8.1's per-channel sparsity-preserving init fails on an output channel of only zeros."""
+    return bool(np.all(np.any(kernel.reshape(-1, kernel.shape[-1]) != 0, axis=0)))
+
+
 def plan_clustering(model, bits: int) -> tuple[dict[str, str], dict[str, str]]:
     """Which layers get clustered (and how), and which are skipped (and why)."""
     from tinyprune.tfsetup import keras
@@ -91,7 +97,7 @@ def plan_clustering(model, bits: int) -> tuple[dict[str, str], dict[str, str]]:
             skipped[layer.name] = f"{type(layer).__name__}: not clustered by tinyprune"
         elif values_per_output_channel(w) <= clusters:
             skipped[layer.name] = f"already at most {clusters} values per channel"
-        elif isinstance(layer, keras.layers.Conv2D) and layer.use_bias:
+        elif isinstance(layer, keras.layers.Conv2D) and layer.use_bias and _no_empty_channel(w):
             chosen[layer.name] = "per-channel"
         elif w.size > clusters:
             chosen[layer.name] = "per-tensor"
