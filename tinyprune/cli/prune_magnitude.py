@@ -105,7 +105,7 @@ def handle(opts: dict[str, Any]) -> None:
     options, bits = parse_options(opts)
     check_writable(Path(opts["output"]), bool(opts.get("force")))
     quiet = bool(opts.get("quiet")) or bool(opts.get("as_json"))
-    console = Console(stderr=bool(opts.get("as_json")), quiet=bool(opts.get("quiet")))
+    console = Console(stderr=bool(opts.get("as_json")))  # --quiet only hides progress bars (see cli/prune.py)
     warnings.filterwarnings("ignore", category=UserWarning)  # TF/Keras chatter (HDF5 legacy, converter stats)
 
     from firmware_export.tflm import measure_arena
@@ -212,7 +212,9 @@ def print_report(console, report: dict, rows: list[FlashRow], folder: Path) -> N
                       f"{r.flash_fraction:.1%}", f"{r.arena_bytes_target32:,}", _pct(r.accuracy_tflm))
     console.print(flash, soft_wrap=False)
     console.print(f"accuracy: dense Keras {_pct(report['accuracy_dense_keras'])}, pruned Keras "
-                  f"{_pct(report['accuracy_pruned_keras'])}, pruned int8 in TFLM {_pct(report['accuracy_int8_tflm'])}")
+                  f"{_pct(report['accuracy_pruned_keras'])}"
+                  + (f", PQAT Keras {_pct(report['accuracy_pqat_keras'])}" if report["accuracy_pqat_keras"] else "")
+                  + f", pruned int8 in TFLM {_pct(report['accuracy_int8_tflm'])}")
     for note in report["notes"] + [report["pruning_mode_note"]]:
         console.print(f"[dim]note:[/] {note}")
     comp = report.get("compression")
