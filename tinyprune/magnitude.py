@@ -351,10 +351,11 @@ class MagnitudeResult:
 
     def overall_sparsity(self) -> float:
         """Zero fraction over all pruned kernels (weighted by size)."""
+        pruned = {p.name for p in self.plans if p.pattern != "dense"}
         total = zeros = 0
         for layer in self.model.layers:
             k = _kernel(layer)
-            if k is not None and layer.name in {p.name for p in self.plans if p.pattern != "dense"}:
+            if k is not None and layer.name in pruned:
                 w = k.numpy()
                 total += w.size
                 zeros += int(np.sum(w == 0.0))
