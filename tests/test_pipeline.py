@@ -60,3 +60,32 @@ def test_existing_output_is_not_overwritten(run_result):
     assert proc.returncode == 2
     assert "--force" in stderr_one_line(proc)
     assert (out / "model_int8.tflite").read_bytes() == before
+
+
+def test_run_with_pruning_preserving_qat(tmp_path):
+    cfg = tmp_path / "qat.toml"
+    cfg.write_text('[prune]\nfinal_sparsity = 0.5\nepochs = 1\n[quantize]\nqat_epochs = 1\n'
+                   '[fit]\nboards = ["rpi-pico"]\n')
+    proc = run_cli(["run", str(cfg), "-o", str(tmp_path / "out"), "--json"])
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads(proc.stdout)
+    assert report["quantization"].startswith("qat (1 epochs")
+    assert report["parity"]["agree_tflite_tflm"] == 1.0
+    # the zeros survive QAT into the int8 kernels (the pruning-preserving scheme)
+    from firmware_export.tflite_model import read_tflite
+
+    model = read_tflite(tmp_path / "out" / "model_int8.tflite")
+    kernels = [t for t in model.tensors if t.is_constant and t.dtype == "INT8" and len(t.shape) >= 2]
+    data = model.data
+    from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as schema
+
+    m = schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(data, 0))
+    zeros = [float((m.buffers[t.buffer].data == 0).mean()) for t in kernels if t.num_elements > 100]
+    assert zeros and min(zeros) >= 0.45, zeros
+
+
+def test_bad_qat_epochs_is_one_line(tmp_path):
+    cfg = tmp_path / "bad.toml"
+    cfg.write_text("[quantize]\nqat_epochs = -1\n")
+    proc = run_cli(["run", str(cfg), "-o", str(tmp_path / "out")])
+    assert proc.returncode == 2 and "qat_epochs" in stderr_one_line(proc)

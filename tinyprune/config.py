@@ -41,6 +41,7 @@ class PruneSection:
 class QuantizeSection:
     calibration_samples: int = 300
     io_type: str = "int8"
+    qat_epochs: int = 0  # > 0: pruning-preserving quantization-aware training for this many epochs
 
 
 @dataclass
@@ -142,6 +143,8 @@ def validate(cfg: RunConfig) -> None:
     q = cfg.quantize
     if not isinstance(q.calibration_samples, int) or q.calibration_samples < 1:
         raise ConfigError(f"[quantize] calibration_samples must be >= 1, got {q.calibration_samples!r}")
+    if not isinstance(q.qat_epochs, int) or q.qat_epochs < 0:
+        raise ConfigError(f"[quantize] qat_epochs must be a whole number >= 0, got {q.qat_epochs!r}")
     if q.io_type not in ("int8", "uint8", "float32"):
         raise ConfigError(f"[quantize] io_type must be int8, uint8 or float32, got {q.io_type!r}")
     if not cfg.export.name.isidentifier():

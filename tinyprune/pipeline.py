@@ -2,7 +2,7 @@
 
     load model + data        loading.py, data.py
     magnitude pruning        magnitude.py   (tfmot polynomial schedule, fine-tune, strip)
-    int8 conversion          quantize.py    (full-integer, representative dataset)
+    int8 conversion          quantize.py    (full-integer PTQ, or pruning-preserving QAT)
     TFLM check + arena       firmware_export/tflm.py (real TFLM interpreter)
     C source + header        firmware_export/cexport.py
     fit per board            firmware_export/estimate.py
@@ -35,6 +35,7 @@ class RunResult:
     sparsity: dict[str, float]
     dense_int8_bytes: int  # int8 .tflite of the unpruned model
     int8_bytes: int  # int8 .tflite of the pruned model: the same, masks save no flash
+    quantization: str  # "ptq" or "qat (N epochs, pruning-preserving)"
     parity: dict  # tinyprune.parity.ParityReport: float vs TFLite vs TFLM on the validation split
     arena_host_bytes: int
     arena_target_bytes: int
@@ -77,7 +78,7 @@ def run_pipeline(cfg: RunConfig, force: bool = False, console: Console | None = 
     from tinyprune.loading import load_model
     from tinyprune.magnitude import Schedule, prune_magnitude
     from tinyprune.parity import parity_report
-    from tinyprune.quantize import quantize_int8
+    from tinyprune.quantize import quantize_aware, quantize_int8
 
     console = console or Console(stderr=True, quiet=quiet)
     out_dir = Path(cfg.output.dir)
@@ -102,13 +103,19 @@ def run_pipeline(cfg: RunConfig, force: bool = False, console: Console | None = 
                                  epochs=p.epochs, batch_size=p.batch_size, quiet=quiet)
 
     with clock.stage("int8"):
-        int8 = quantize_int8(pruned.model, ds.x_train, cfg.quantize.calibration_samples, cfg.quantize.io_type)
+        q = cfg.quantize
+        if q.qat_epochs > 0:  # keep the zeros the pruning made: tfmot's pruning-preserving QAT scheme
+            int8 = quantize_aware(pruned.model, ds, q.qat_epochs, preserve_sparsity=True,
+                                  num_calibration=q.calibration_samples, io_type=q.io_type, quiet=quiet).tflite
+        else:
+            int8 = quantize_int8(pruned.model, ds.x_train, q.calibration_samples, q.io_type)
 
     with clock.stage("tflm"):
         arena = tflm.measure_arena(int8)
         parity = parity_report(pruned.model, int8, ds.x_val, ds.y_val)
 
-    result = RunResult(out_dir, float_acc, pruned.accuracy, pruned.sparsity, len(dense_int8), len(int8),
+    how = f"qat ({q.qat_epochs} epochs, pruning-preserving)" if q.qat_epochs > 0 else "ptq"
+    result = RunResult(out_dir, float_acc, pruned.accuracy, pruned.sparsity, len(dense_int8), len(int8), how,
                        parity.to_dict(), arena.host_bytes, arena.target_bytes)
     with staged_dir(out_dir, force=force) as tmp:
         with clock.stage("export"):
@@ -138,6 +145,7 @@ def _print_summary(r: RunResult, console: Console) -> None:
     mean_sparsity = sum(r.sparsity.values()) / max(len(r.sparsity), 1)
     t.add_row("mean layer sparsity", f"{mean_sparsity:.1%}")
     t.add_row("int8 .tflite bytes (dense / pruned)", f"{r.dense_int8_bytes:,} / {r.int8_bytes:,}")
+    t.add_row("quantization", r.quantization)
     t.add_row("TFLM arena (host / 32-bit target)", f"{r.arena_host_bytes:,} / {r.arena_target_bytes:,}")
     t.add_row("output", str(r.output_dir))
     console.print(t)
