@@ -134,6 +134,22 @@ def test_board_and_latency_budget(tmp_path):
     assert [b["board"] for b in fit] == ["tiny-m4"] and fit[0]["fits"]
 
 
+def test_allow_compress_reaches_below_the_removal_floor(tmp_path):
+    out = tmp_path / "out"
+    args = ["prune", str(DEMO_MODEL), "--data", "digits", "--flash-budget", "14.5KB", "--round-to", "16",
+            "--epochs", "1", "-o", str(out)]
+    proc = run_cli(args)  # channels in multiples of 16: removal alone bottoms out near 15 KB
+    assert proc.returncode == 2 and "--allow-compress may reach it" in stderr_one_line(proc)
+    proc = run_cli([*args, "--allow-compress", "--json"])
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads(proc.stdout)
+    lut = (out / "model_int8_lut.tflite").read_bytes()
+    assert len(lut) == report["final"]["int8_bytes"] <= 14.5 * 1024
+    assert report["compression"]["tflm_outputs_bit_identical"] is True
+    assert report["compression"]["int8_bytes"] == (out / "model_int8.tflite").stat().st_size > len(lut)
+    assert "AddDecode" in (out / "firmware" / "digits_cnn_op_resolver.h").read_text()
+
+
 # ---------------------------------------------------------------- bad input
 
 def test_budget_larger_than_model_is_nothing_to_do(tmp_path, demo_int8):

@@ -32,6 +32,7 @@ from firmware_export import tflm
 from firmware_export.boards import DEFAULT_BOARDS, Board, load_boards, select_boards
 from firmware_export.estimate import fit_model, flash_bytes, ram_overhead_bytes
 from firmware_export.files import check_writable, staged_dir
+from firmware_export.lut import EXPERIMENTAL_NOTE
 from firmware_export.tflite_model import parse_tflite
 from tinyprune import training
 from tinyprune.allocation import Limits, allocate, smallest
@@ -48,6 +49,8 @@ MAX_ROUNDS = 5  # allocate -> measure -> tighten rounds before giving up
 QUICK_CALIBRATION = 64  # samples for the sizing conversions: bytes and arena do not depend on it
 TIGHTEN_SLACK = 0.995  # aim a little below a missed limit on the next round
 EARLY_STOPPING = 3  # epochs without a better validation loss before fine-tuning stops
+COMPRESS_BITS = 4  # LUT index bits with --allow-compress (16 values per channel)
+CLUSTER_EPOCHS = 1  # fine-tuning of the clustered model before the final LUT compression
 
 
 @dataclass
@@ -105,9 +108,39 @@ class BudgetResult:
     seconds: dict[str, float]
     output_dir: str
     files: list[str] = field(default_factory=list)
+    compression: dict | None = None  # set when the artifact is LUT-compressed (--allow-compress)
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+def artifact(model, ds: Dataset, calibration: int, bits: int | None, cluster_epochs: int = 0,
+             quiet: bool = True) -> tuple[bytes, bytes, object]:
+    """(artifact .tflite, its int8 .tflite before compression, the Keras model behind it).
+
+    Without `bits` the artifact is the plain int8 conversion. With `bits` the model is first
+    clustered to 2^bits values per channel (fine-tuned `cluster_epochs`), converted, and
+    LUT-compressed for TFLM.
+    """
+    if bits is None:
+        data = quantize_int8(model, ds.x_train, calibration)
+        return data, data, model
+    from firmware_export.lut import compress_lut
+    from tinyprune.clustering import cluster_model
+
+    clustered = cluster_model(model, ds, bits, epochs=cluster_epochs, quiet=quiet).model
+    int8 = quantize_int8(clustered, ds.x_train, calibration)
+    return compress_lut(int8, bits, measure=False).data, int8, clustered
+
+
+def compression_factors(model, ds: Dataset, bits: int, original_tflite: bytes) -> dict[str, float]:
+    """Predicted-limit factors that account for LUT compression, measured on the original:
+    the int8 limit is loosened by how much flash LUT saves, the arena limit tightened by the
+    decoded tensors it adds."""
+    compressed, int8, _ = artifact(model, ds, QUICK_CALIBRATION, bits)
+    arena_int8 = tflm.measure_arena(int8).target_bytes
+    arena_lut = tflm.measure_arena(compressed).target_bytes
+    return {"int8_bytes": len(int8) / len(compressed), "arena_bytes": arena_int8 / arena_lut}
 
 
 def measure(tflite: bytes, board: Board | None) -> Measured:
@@ -195,8 +228,13 @@ def prune_for_budget(model, ds: Dataset | None, out_dir: str | Path, *, flash: s
                      boards_file: str | None = None, margin: float = 0.0, epochs: int = 5,
                      batch_size: int = 32, importance: str = "l1", round_to: int = 1,
                      calibration: int = 300, name: str = "model", force: bool = False,
-                     quiet: bool = False, console: Console | None = None, use_cache: bool = True) -> BudgetResult:
+                     quiet: bool = False, console: Console | None = None, use_cache: bool = True,
+                     allow_compress: bool = False, bits: int = COMPRESS_BITS) -> BudgetResult:
     """Prune `model` to meet the budgets and write OUT/ (see the module docstring).
+
+    With `allow_compress`, when channel removal alone cannot meet the budget, the artifact is
+    also clustered (tfmot, at most 2^bits values per channel) and LUT-compressed for TFLM
+    (firmware_export.lut); the compressed .tflite is then what is measured and exported.
 
     Raises BudgetError when no allocation can meet the budget (with the smallest achievable),
     DataError without validation data, BoardError for an unknown board.
@@ -241,12 +279,23 @@ def prune_for_budget(model, ds: Dataset | None, out_dir: str | Path, *, flash: s
                               arena0.head_bytes)
     base_limits = _limits(targets, original, {})
     small = smallest(graph, predictor, round_to)
+    compress_bits = None
+    factors: dict[str, float] = {}
     if base_limits.deficits(small):
-        raise BudgetError(
-            f"budget {targets.describe()} cannot be met by removing channels: the smallest model is about "
-            f"{small.int8_bytes / 1024:.1f} KB int8 with a {small.arena_bytes / 1024:.1f} KB arena "
-            f"(RAM {(small.arena_bytes + original.ram_bytes - original.arena_bytes) / 1024:.1f} KB)"
-        )
+        why = (f"budget {targets.describe()} cannot be met by removing channels: the smallest model is about "
+               f"{small.int8_bytes / 1024:.1f} KB int8 with a {small.arena_bytes / 1024:.1f} KB arena "
+               f"(RAM {(small.arena_bytes + original.ram_bytes - original.arena_bytes) / 1024:.1f} KB)")
+        if not allow_compress:
+            hint = "; --allow-compress may reach it" if "int8_bytes" in base_limits.deficits(small) else ""
+            raise BudgetError(why + hint)
+        compress_bits = bits
+        factors = compression_factors(model, ds, bits, original_tflite)
+        if base_limits.scaled(factors).deficits(small):
+            raise BudgetError(why + f", and {bits}-bit LUT compression brings the model to only about "
+                              f"{small.int8_bytes / factors['int8_bytes'] / 1024:.1f} KB")
+        console.print(f"[yellow]channel removal alone cannot meet the budget: adding {bits}-bit TFLM LUT "
+                      f"compression (measured on the original: x{1 / factors['int8_bytes']:.2f} flash, "
+                      f"x{1 / factors['arena_bytes']:.2f} arena). {EXPERIMENTAL_NOTE}[/]")
     seconds["graph + predictor"] = round(time.perf_counter() - t, 2)
 
     # 4. sensitivity
@@ -258,12 +307,11 @@ def prune_for_budget(model, ds: Dataset | None, out_dir: str | Path, *, flash: s
 
     # 5. allocate, remove, measure the artifact, tighten
     t = time.perf_counter()
-    factors: dict[str, float] = {}
     rounds = []
     for i in range(MAX_ROUNDS):
         alloc = allocate(graph, predictor, sens, _limits(targets, original, {}).scaled(factors), round_to)
         pruned = prune_structured(model, group_keep=alloc.keep, importance=importance, data=ds)
-        quick = quantize_int8(pruned.model, ds.x_train, QUICK_CALIBRATION)
+        quick, _, _ = artifact(pruned.model, ds, QUICK_CALIBRATION, compress_bits, cluster_epochs=0)
         got = measure(quick, the_board)
         miss = targets.misses(got)
         rounds.append({"round": i + 1, "keep": alloc.keep, "predicted_int8_bytes": alloc.prediction.int8_bytes,
@@ -279,7 +327,7 @@ def prune_for_budget(model, ds: Dataset | None, out_dir: str | Path, *, flash: s
             factors[key[what]] = factors.get(key[what], 1.0) * (limit / value) * TIGHTEN_SLACK
     else:
         raise BudgetError(f"after {MAX_ROUNDS} rounds the artifact still misses {targets.describe()}; "
-                          "try a larger --round-to step back or a looser budget")
+                          "try a looser budget or a smaller --round-to")
     seconds["allocate + remove"] = round(time.perf_counter() - t, 2)
 
     # 6. fine-tune, convert, check again
@@ -290,25 +338,36 @@ def prune_for_budget(model, ds: Dataset | None, out_dir: str | Path, *, flash: s
                    early_stopping=EARLY_STOPPING)
     seconds["fine-tune"] = round(time.perf_counter() - t, 2)
     t = time.perf_counter()
-    final_tflite = quantize_int8(tuned, ds.x_train, calibration)
+    final_tflite, final_int8, final_keras = artifact(tuned, ds, calibration, compress_bits,
+                                                     cluster_epochs=CLUSTER_EPOCHS, quiet=quiet)
     final = measure(final_tflite, the_board)
-    if targets.misses(final):  # cannot happen: sizes do not depend on weight values
+    if targets.misses(final):  # sizes do not depend on weight values (LUT tables have fixed size too)
         raise BudgetError(f"the fine-tuned artifact misses the budget: {targets.misses(final)}")
     seconds["convert + measure"] = round(time.perf_counter() - t, 2)
-    return _write(model, tuned, final_tflite, original, final, targets, alloc.keep, rounds, sens, ds, the_board,
-                  boards, out_dir, name, force, seconds, t_all, "pruned", console, calibration,
-                  original_tflite=original_tflite)
+    return _write(model, final_keras, final_tflite, original, final, targets, alloc.keep, rounds, sens, ds,
+                  the_board, boards, out_dir, name, force, seconds, t_all, "pruned", console, calibration,
+                  original_tflite=original_tflite, compressed_from=final_int8 if compress_bits else None,
+                  bits=compress_bits)
 
 
 def _write(model, final_model, final_tflite: bytes, original: Measured, final: Measured, targets: Targets,
            keep: dict, rounds: list, sens, ds: Dataset, board: Board | None, boards: dict, out_dir: Path,
            name: str, force: bool, seconds: dict, t_all: float, status: str, console: Console,
-           calibration: int, original_tflite: bytes | None = None) -> BudgetResult:
+           calibration: int, original_tflite: bytes | None = None, compressed_from: bytes | None = None,
+           bits: int | None = None) -> BudgetResult:
     from firmware_export.cexport import export_c
     from tinyprune.parity import parity_report
 
     t = time.perf_counter()
-    parity = parity_report(final_model, final_tflite, ds.x_val, ds.y_val)
+    # ai-edge-litert cannot run TFLM's DECODE op: parity is taken on the int8 model before LUT
+    # compression, and the compressed model's TFLM outputs are checked bit-identical to it.
+    parity = parity_report(final_model, compressed_from or final_tflite, ds.x_val, ds.y_val)
+    compression = None
+    if compressed_from is not None:
+        same = bool(np.array_equal(tflm.run(final_tflite, ds.x_val), tflm.run(compressed_from, ds.x_val)))
+        compression = {"method": "tflm-lut", "bits": bits, "int8_bytes": len(compressed_from),
+                       "compressed_bytes": len(final_tflite), "tflm_outputs_bit_identical": same,
+                       "note": EXPERIMENTAL_NOTE}
     original_tflm = training.score(tflm.run(original_tflite, ds.x_val), ds.y_val) if original_tflite else \
         parity.tflm_accuracy
     accuracy = {"original_float": training.evaluate(model, ds), "original_int8_tflm": original_tflm,
@@ -319,10 +378,12 @@ def _write(model, final_model, final_tflite: bytes, original: Measured, final: M
     seconds["report"] = round(time.perf_counter() - t, 2)
     seconds["total"] = round(time.perf_counter() - t_all, 2)
     result = BudgetResult(status, asdict(targets), asdict(original), asdict(final), keep, rounds, accuracy, layers,
-                          json.loads(fit.to_json()), seconds, str(out_dir))
+                          json.loads(fit.to_json()), seconds, str(out_dir), compression=compression)
     with staged_dir(out_dir, force=force) as tmp:
         final_model.save(tmp / "model.h5", include_optimizer=False)
-        (tmp / "model_int8.tflite").write_bytes(final_tflite)
+        (tmp / "model_int8.tflite").write_bytes(compressed_from or final_tflite)
+        if compressed_from is not None:
+            (tmp / "model_int8_lut.tflite").write_bytes(final_tflite)
         export_c(final_tflite, tmp / "firmware", name=name)
         if sens is not None:
             (tmp / "sensitivity.json").write_text(json.dumps(sens.to_dict(), indent=2) + "\n")
@@ -360,6 +421,12 @@ def render_markdown(r: BudgetResult) -> str:
              f"| MACs | {o['macs']:,} | {f['macs']:,} |"]
     if o["latency_ms"] is not None:
         lines.append(f"| estimated latency ms | {o['latency_ms']:.2f} | {f['latency_ms']:.2f} |")
+    if r.compression:
+        c = r.compression
+        lines += ["", f"The artifact is {c['bits']}-bit TFLM LUT compressed: {c['int8_bytes']:,} B int8 -> "
+                  f"{c['compressed_bytes']:,} B; its TFLM outputs are "
+                  f"{'bit-identical to' if c['tflm_outputs_bit_identical'] else 'DIFFERENT from'} the int8 model's. "
+                  f"The arena includes the decoded weights. {c['note']}.", ""]
     lines += [f"| accuracy, float Keras | {pct(a['original_float'])} | {pct(a['float_accuracy'])} |",
               f"| accuracy, int8 in TFLM | {pct(a['original_int8_tflm'])} | {pct(a['tflm_accuracy'])} |",
               f"| accuracy, int8 in TFLite | - | {pct(a['tflite_accuracy'])} |", "",

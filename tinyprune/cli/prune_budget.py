@@ -21,9 +21,6 @@ def handle(opts: dict) -> None:
     from tinyprune.errors import ConfigError
     from tinyprune.loading import load_model
 
-    if opts["allow_compress"]:
-        raise ConfigError("--allow-compress is not available for budget search yet; prune for the budget "
-                          "without it, or compress separately with --method magnitude --compress lut")
     if opts["round_to"] < 1:
         raise ConfigError(f"--round-to must be >= 1, got {opts['round_to']}")
     model = load_model(opts["model"], unsafe=opts["unsafe_load"])
@@ -36,6 +33,7 @@ def handle(opts: dict) -> None:
         latency=opts["latency_budget"], board=opts["board"], boards_file=opts["boards_file"],
         margin=opts["margin"], epochs=opts["epochs"], batch_size=opts["batch_size"],
         importance=opts["importance"], round_to=opts["round_to"], name=name, force=opts["force"],
-        quiet=opts["quiet"] or opts["as_json"], console=console)
+        quiet=opts["quiet"] or opts["as_json"], console=console, allow_compress=opts["allow_compress"],
+        bits=opts["bits"])
     if opts["as_json"]:
         click.echo(json.dumps(result.to_dict(), indent=2))
