@@ -16,6 +16,12 @@ from typing import Iterator
 from tinyprune.errors import OutputExistsError
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def check_writable(path: Path, force: bool) -> None:
     """Raise OutputExistsError if `path` exists and `force` is false."""
     path = Path(path)
@@ -32,6 +38,7 @@ def write_bytes(path: Path, data: bytes, force: bool = False) -> Path:
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the file the user's usual mode
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -50,19 +57,28 @@ def staged_dir(path: Path, force: bool = False) -> Iterator[Path]:
     """Build a whole output folder in a temp folder, then move it into place.
 
     Yields the temp folder. On success the old `path` (if `force`) is replaced; on any
-    error the temp folder is removed and `path` is untouched.
+    error the temp folder is removed and `path` is untouched. The current folder and its
+    parents are never replaced, even with `force`.
     """
     path = Path(path)
+    resolved = path.resolve()
+    if resolved == Path.cwd().resolve() or resolved in Path.cwd().resolve().parents:
+        raise OutputExistsError(f"{path} is the current folder or contains it; give a new output folder")
     check_writable(path, force)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700; outputs get the user's usual mode
     try:
         yield tmp
         if path.exists():
             old = path.with_name(f".{path.name}.old")
             shutil.rmtree(old, ignore_errors=True)
             os.replace(path, old)
-            os.replace(tmp, path)
+            try:
+                os.replace(tmp, path)
+            except BaseException:
+                os.replace(old, path)  # put the previous output back
+                raise
             shutil.rmtree(old, ignore_errors=True) if old.is_dir() else old.unlink()
         else:
             os.replace(tmp, path)

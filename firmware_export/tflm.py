@@ -25,8 +25,10 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import signal
 import sys
 import tempfile
+import time
 from dataclasses import dataclass, field
 from typing import Iterator
 
@@ -35,6 +37,7 @@ import numpy as np
 from tinyprune.errors import TflmError
 
 ARENA_ALIGNMENT = 16  # TFLM requires a 16-byte aligned arena (MicroArenaBufferAlignment)
+PROBE_TIMEOUT_S = 30  # a probe allocates once (milliseconds); far longer means the child hung
 
 # (bytes per record on a 64-bit host, bytes on a 32-bit target); see module docstring.
 _POINTER_RECORDS = {
@@ -44,8 +47,6 @@ _POINTER_RECORDS = {
     "Persistent TfLiteTensor quantization data": (24, 12),
 }
 
-# Custom ops the Python TFLM wrapper can register by name (none are needed for builtins).
-_DECODE_OP = "TFLM_DECODE"
 
 
 @dataclass(frozen=True)
@@ -127,10 +128,6 @@ def _runtime():
     return runtime
 
 
-def _custom_ops(data: bytes) -> list[str]:
-    return []  # TFLM_DECODE is a builtin registration of the host interpreter's resolver
-
-
 def make_interpreter(data: bytes, arena_size: int | None = None):
     """A TFLM interpreter for `data`; raises TflmError (with TFLM's own reason) on failure."""
     runtime = _runtime()
@@ -201,8 +198,21 @@ def fits_in_arena(data: bytes, arena_size: int) -> bool:
         except BaseException:
             ok = False
         os._exit(0 if ok else 1)
-    _, status = os.waitpid(pid, 0)
-    return os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+    deadline = time.monotonic() + PROBE_TIMEOUT_S
+    done = 0
+    try:
+        while True:
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                return os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+            if time.monotonic() > deadline:  # e.g. a lock held by another thread at fork time
+                break
+            time.sleep(0.002)
+    finally:
+        if not done:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+    return _fits(data, arena_size)  # the child hung: probe in this process instead
 
 
 def _fits(data: bytes, arena_size: int) -> bool:
@@ -246,13 +256,21 @@ def run(data: bytes, x: np.ndarray, quantized_input: bool = False) -> np.ndarray
     in_detail = interp.get_input_details(0)
     shape = tuple(in_detail["shape"])
     outs = []
-    with capture_c_stderr():
-        for row in x:
-            xi = row.reshape(shape)
-            xi = xi.astype(in_detail["dtype"]) if quantized_input else quantize_input(xi, in_detail)
-            interp.set_input(xi, 0)
-            interp.invoke()
-            outs.append(np.array(interp.get_output(0)).reshape(-1).copy())
+    with capture_c_stderr() as log:
+        try:
+            for row in x:
+                xi = row.reshape(shape)
+                xi = xi.astype(in_detail["dtype"]) if quantized_input else quantize_input(xi, in_detail)
+                interp.set_input(xi, 0)
+                interp.invoke()
+                outs.append(np.array(interp.get_output(0)).reshape(-1).copy())
+        except RuntimeError as e:
+            err = e
+        else:
+            err = None
+    if err is not None:
+        reason = " ".join(line.strip() for line in log[0].splitlines() if line.strip())[:300]
+        raise TflmError(f"TFLite Micro failed to run this model: {err}. {reason}".strip())
     return np.stack(outs)
 
 

@@ -152,13 +152,43 @@ def test_allow_compress_reaches_below_the_removal_floor(tmp_path):
 
 # ---------------------------------------------------------------- bad input
 
-def test_budget_larger_than_model_is_nothing_to_do(tmp_path, demo_int8):
+def test_budget_larger_than_model_is_nothing_to_do(tmp_path):
     out = tmp_path / "out"
     proc = run_cli(["prune", str(DEMO_MODEL), "--data", "digits", "--flash-budget", "1MB", "-o", str(out), "--json"])
     assert proc.returncode == 0, proc.stderr[-2000:]
     report = json.loads(proc.stdout)
-    assert report["status"] == "unchanged" and report["final"] == report["original"]
-    assert "nothing to prune" in proc.stderr
+    assert report["status"] == "unchanged" and report["keep"] == {} and "nothing to prune" in proc.stderr
+    # the written model is the input model, weight for weight
+    from tinyprune.loading import load_model
+
+    before, after = load_model(DEMO_MODEL), load_model(out / "model.h5")
+    assert all(np.array_equal(a, b) for a, b in zip(before.get_weights(), after.get_weights()))
+    assert (out / "model_int8.tflite").stat().st_size == report["original"]["int8_bytes"]
+
+
+def test_sweep_writes_a_point_per_budget_and_force_replaces(tmp_path):
+    out = tmp_path / "sweep"
+    args = ["sweep", str(DEMO_MODEL), "--data", "digits", "--budgets", "60%,30%", "--epochs", "1", "-o", str(out)]
+    proc = run_cli([*args, "--json"])
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    sweep = json.loads(proc.stdout)
+    assert [p["budget"] for p in sweep["points"]] == ["60%", "30%"]
+    for p in sweep["points"]:
+        assert p["int8_bytes"] <= p["flash_limit"]
+        assert (out / p["folder"] / "model_int8.tflite").stat().st_size == p["int8_bytes"]
+    assert (out / "pareto.png").read_bytes()[:4] == b"\x89PNG"
+    proc = run_cli(args)  # exists: refused
+    assert proc.returncode == 2 and "--force" in stderr_one_line(proc)
+    (out / "marker").write_text("old run")
+    proc = run_cli([*args[:-4], "--budgets", "60%", *args[-4:], "--force", "--quiet"])
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert not (out / "marker").exists() and (out / "sweep.json").is_file()
+
+
+def test_budget_with_structured_only_options_is_refused(tmp_path):
+    proc = run_cli(["prune", str(DEMO_MODEL), "--data", "digits", "--flash-budget", "50%", "--ratio", "0.5",
+                    "-o", str(tmp_path / "out")])
+    assert proc.returncode == 2 and "--ratio cannot be combined with a budget" in stderr_one_line(proc)
 
 
 @pytest.mark.parametrize("args,expect", [
@@ -166,6 +196,7 @@ def test_budget_larger_than_model_is_nothing_to_do(tmp_path, demo_int8):
     (["--board", "nucleo-l4r5zz"], "nucleo-l4r5zi"),
     (["--flash-budget", "ten KB"], "cannot read flash budget"),
     (["--latency-budget", "5ms"], "needs a board"),
+    (["--flash-budget", "50%", "--ignore", "no_such_layer"], "no layer named no_such_layer"),
 ])
 def test_budget_bad_input_exits_2(tmp_path, args, expect):
     out = tmp_path / "out"

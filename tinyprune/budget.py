@@ -4,7 +4,7 @@ A budget is an upper bound on one resource of the exported artifact: flash (the 
 .tflite bytes, which is what the model adds to the firmware image), RAM (TFLM arena for a
 32-bit target plus the interpreter/stack overhead of `firmware_export.estimate`), or
 latency (ms on a named board). Percentages are of the original model's measurement.
-This module parses and compares; it does not search (see `search.py`).
+This module parses and compares; it does not search (see `budget_search.py`).
 """
 
 from __future__ import annotations

@@ -11,7 +11,8 @@ accuracy as possible, and prove it on the exported artifact.
        (structured.prune_structured), convert, and measure the real bytes and arena; if the
        artifact misses, tighten the predicted limits by the miss and repeat (bounded);
     6. fine-tune (early stopping on validation loss), convert again, measure again: bytes and
-       arena do not depend on the weights, so the allocation still fits, and this is checked;
+       arena depend on the shapes, not the trained values, so the allocation still fits; this
+       is checked, and a miss stops the run with nothing written;
     7. write the model, .tflite, C export, report.json / report.md, sensitivity table and plot.
 
 This module orchestrates; the pieces live in predictor, sensitivity, allocation,
@@ -195,6 +196,26 @@ def _limits(t: Targets, original: Measured, factors: dict[str, float]) -> Limits
     return Limits(t.flash_bytes, None if t.ram_bytes is None else t.ram_bytes - overhead, macs).scaled(factors)
 
 
+def _tighten(miss: dict[str, tuple[float, float]], got: Measured) -> dict[str, float]:
+    """By how much to scale each predicted limit after the artifact missed.
+
+    RAM is arena + a fixed overhead, so its miss is applied to the arena alone; latency is
+    proportional to MACs (the fit estimator's per-op overhead makes this slightly optimistic,
+    which the next round's measurement corrects)."""
+    out = {}
+    if "flash" in miss:
+        value, limit = miss["flash"]
+        out["int8_bytes"] = limit / value
+    if "ram" in miss:
+        value, limit = miss["ram"]
+        overhead = got.ram_bytes - got.arena_bytes
+        out["arena_bytes"] = max(limit - overhead, 1.0) / got.arena_bytes
+    if "latency" in miss:
+        value, limit = miss["latency"]
+        out["macs"] = limit / value
+    return out
+
+
 def layer_table(before, after) -> list[dict]:
     """Per layer with weights: channels, parameters (= int8 weight bytes) and MACs, before/after."""
 
@@ -229,7 +250,8 @@ def prune_for_budget(model, ds: Dataset | None, out_dir: str | Path, *, flash: s
                      batch_size: int = 32, importance: str = "l1", round_to: int = 1,
                      calibration: int = 300, name: str = "model", force: bool = False,
                      quiet: bool = False, console: Console | None = None, use_cache: bool = True,
-                     allow_compress: bool = False, bits: int = COMPRESS_BITS) -> BudgetResult:
+                     allow_compress: bool = False, bits: int = COMPRESS_BITS, ignore: tuple[str, ...] = ()
+                     ) -> BudgetResult:
     """Prune `model` to meet the budgets and write OUT/ (see the module docstring).
 
     With `allow_compress`, when channel removal alone cannot meet the budget, the artifact is
@@ -246,6 +268,11 @@ def prune_for_budget(model, ds: Dataset | None, out_dir: str | Path, *, flash: s
         raise DataError("a budget search needs data to measure accuracy; pass --data (digits or a .npz)")
     if epochs < 0:
         raise ConfigError(f"--epochs must be >= 0, got {epochs}")
+    if round_to < 1 or batch_size < 1:
+        raise ConfigError(f"--round-to and --batch-size must be >= 1, got {round_to} and {batch_size}")
+    unknown = [n for n in ignore if n not in {layer.name for layer in model.layers}]
+    if unknown:
+        raise ConfigError(f"--ignore: no layer named {', '.join(unknown)} in the model")
     boards = load_boards(boards_file)
     the_board = select_boards(boards, [board], False)[0] if board else None
     seconds: dict[str, float] = {}
@@ -273,7 +300,7 @@ def prune_for_budget(model, ds: Dataset | None, out_dir: str | Path, *, flash: s
     # 3. graph, predictor, feasibility (before any training)
     t = time.perf_counter()
     outputs = {tensor._keras_history.layer.name for tensor in model.outputs}
-    graph = build_graph(model, tuple(outputs))
+    graph = build_graph(model, tuple(outputs | set(ignore)))
     arena0 = tflm.measure_arena(original_tflite)
     predictor = SizePredictor(model, graph, original.int8_bytes, original.arena_bytes,
                               arena0.head_bytes)
@@ -310,7 +337,7 @@ def prune_for_budget(model, ds: Dataset | None, out_dir: str | Path, *, flash: s
     rounds = []
     for i in range(MAX_ROUNDS):
         alloc = allocate(graph, predictor, sens, _limits(targets, original, {}).scaled(factors), round_to)
-        pruned = prune_structured(model, group_keep=alloc.keep, importance=importance, data=ds)
+        pruned = prune_structured(model, group_keep=alloc.keep, importance=importance, data=ds, ignore=ignore)
         quick, _, _ = artifact(pruned.model, ds, QUICK_CALIBRATION, compress_bits, cluster_epochs=0)
         got = measure(quick, the_board)
         miss = targets.misses(got)
@@ -322,9 +349,8 @@ def prune_for_budget(model, ds: Dataset | None, out_dir: str | Path, *, flash: s
                       f"{got.arena_bytes:,} B" + ("  [green]fits[/]" if not miss else "  [yellow]misses[/]"))
         if not miss:
             break
-        key = {"flash": "int8_bytes", "ram": "arena_bytes", "latency": "macs"}
-        for what, (value, limit) in miss.items():
-            factors[key[what]] = factors.get(key[what], 1.0) * (limit / value) * TIGHTEN_SLACK
+        for resource, ratio in _tighten(miss, got).items():
+            factors[resource] = factors.get(resource, 1.0) * ratio * TIGHTEN_SLACK
     else:
         raise BudgetError(f"after {MAX_ROUNDS} rounds the artifact still misses {targets.describe()}; "
                           "try a looser budget or a smaller --round-to")
@@ -341,8 +367,10 @@ def prune_for_budget(model, ds: Dataset | None, out_dir: str | Path, *, flash: s
     final_tflite, final_int8, final_keras = artifact(tuned, ds, calibration, compress_bits,
                                                      cluster_epochs=CLUSTER_EPOCHS, quiet=quiet)
     final = measure(final_tflite, the_board)
-    if targets.misses(final):  # sizes do not depend on weight values (LUT tables have fixed size too)
-        raise BudgetError(f"the fine-tuned artifact misses the budget: {targets.misses(final)}")
+    if targets.misses(final):  # sizes do not depend on trained values; this guards converter surprises
+        what = ", ".join(f"{k} {v:,.0f} > {lim:,.0f}" for k, (v, lim) in targets.misses(final).items())
+        raise BudgetError(f"the fine-tuned artifact misses the budget ({what}); nothing was written: "
+                          "retry with --margin 0.02")
     seconds["convert + measure"] = round(time.perf_counter() - t, 2)
     return _write(model, final_keras, final_tflite, original, final, targets, alloc.keep, rounds, sens, ds,
                   the_board, boards, out_dir, name, force, seconds, t_all, "pruned", console, calibration,
@@ -368,8 +396,11 @@ def _write(model, final_model, final_tflite: bytes, original: Measured, final: M
         compression = {"method": "tflm-lut", "bits": bits, "int8_bytes": len(compressed_from),
                        "compressed_bytes": len(final_tflite), "tflm_outputs_bit_identical": same,
                        "note": EXPERIMENTAL_NOTE}
-    original_tflm = training.score(tflm.run(original_tflite, ds.x_val), ds.y_val) if original_tflite else \
-        parity.tflm_accuracy
+    original_tflm = parity.tflm_accuracy
+    if original_tflite is not None and ds.is_classification:  # top-1 of raw int8 outputs is the class
+        original_tflm = training.score(tflm.run(original_tflite, ds.x_val), ds.y_val)
+    elif original_tflite is not None:
+        original_tflm = None  # no class labels: accuracy is not defined (parity reports agreement)
     accuracy = {"original_float": training.evaluate(model, ds), "original_int8_tflm": original_tflm,
                 **{k: v for k, v in parity.to_dict().items()}}
     fit_boards = [board] if board else select_boards(boards, list(DEFAULT_BOARDS), False)
@@ -395,6 +426,10 @@ def _write(model, final_model, final_tflite: bytes, original: Measured, final: M
     render_console(result, console)
     fit.render(console)
     return result
+
+
+def _num(v: float | None) -> str:
+    return "-" if v is None else f"{v:.4f}"
 
 
 def _kb(n: float | None) -> str:
@@ -463,5 +498,5 @@ def render_console(r: BudgetResult, console: Console) -> None:
         lim = r.targets["latency_ms"]
         t.add_row("latency ms (est.)", f"{o['latency_ms']:.2f}", f"{f['latency_ms']:.2f}",
                   "-" if lim is None else f"{lim:.2f}")
-    t.add_row("accuracy (int8, TFLM)", f"{a['original_int8_tflm']:.4f}", f"{a['tflm_accuracy']:.4f}", "")
+    t.add_row("accuracy (int8, TFLM)", _num(a["original_int8_tflm"]), _num(a["tflm_accuracy"]), "")
     console.print(t)

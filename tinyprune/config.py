@@ -1,8 +1,9 @@
 """The `tinyprune run` configuration: a TOML file read into a dataclass, with validation.
 
-Missing keys take the bundled defaults (`default_run.toml`); unknown sections or keys are
-an error (a typo must not silently fall back to a default). Relative paths are resolved
-against the config file's folder. This module reads configuration; it runs nothing.
+Missing keys take the bundled defaults (`default_run.toml`); unknown sections or keys, and
+values of the wrong type, are an error (a typo must not silently fall back to a default).
+Model and data paths are resolved against the config file's folder; the output folder is
+relative to the current directory. This module reads configuration; it runs nothing.
 """
 
 from __future__ import annotations
@@ -84,7 +85,6 @@ class RunConfig:
         return self.data.source if self.data.source == "digits" else str(self.resolve(self.data.source))
 
 
-_SECTIONS = {f.name: f.type for f in fields(RunConfig) if f.name != "base_dir"}
 _SECTION_CLASSES = {"model": ModelSection, "data": DataSection, "prune": PruneSection,
                     "quantize": QuantizeSection, "export": ExportSection, "fit": FitSection,
                     "output": OutputSection}
@@ -126,7 +126,24 @@ def load_config(path: str | Path | None = None) -> RunConfig:
     return cfg
 
 
+def _check_types(cfg: RunConfig) -> None:
+    """Each key must have the type of its default (a TOML typo like boards = "x" is an error)."""
+    for name, cls in _SECTION_CLASSES.items():
+        section, default = getattr(cfg, name), cls()
+        for f in fields(cls):
+            value, want = getattr(section, f.name), type(getattr(default, f.name))
+            ok = isinstance(value, want) and not (want is int and isinstance(value, bool))
+            if want is float and isinstance(value, int) and not isinstance(value, bool):
+                ok = True
+            if want is list:
+                ok = isinstance(value, list) and all(isinstance(v, str) for v in value)
+            if not ok:
+                raise ConfigError(f"[{name}] {f.name} must be {'a list of strings' if want is list else want.__name__}, "
+                                  f"got {value!r}")
+
+
 def validate(cfg: RunConfig) -> None:
+    _check_types(cfg)
     p = cfg.prune
     if p.method != "magnitude":
         raise ConfigError(f"[prune] method {p.method!r} is not supported by `run`; use 'magnitude' "
@@ -147,5 +164,5 @@ def validate(cfg: RunConfig) -> None:
         raise ConfigError(f"[quantize] qat_epochs must be a whole number >= 0, got {q.qat_epochs!r}")
     if q.io_type not in ("int8", "uint8", "float32"):
         raise ConfigError(f"[quantize] io_type must be int8, uint8 or float32, got {q.io_type!r}")
-    if not cfg.export.name.isidentifier():
+    if not (cfg.export.name.isascii() and cfg.export.name.isidentifier()):
         raise ConfigError(f"[export] name {cfg.export.name!r} must be a C identifier (letters, digits, _)")

@@ -71,7 +71,7 @@ def _as_float(x: np.ndarray) -> np.ndarray:
 
 def _as_labels(y: np.ndarray) -> np.ndarray:
     y = np.asarray(y)
-    if y.ndim == 2 and y.shape[1] > 1 and set(np.unique(y)) <= {0, 1}:
+    if y.ndim == 2 and y.shape[1] > 1 and set(np.unique(y)) <= {0, 1} and (y.sum(axis=1) == 1).all():
         return y.argmax(axis=1).astype(np.int64)  # one-hot
     if y.ndim == 2 and y.shape[1] == 1:
         y = y[:, 0]
@@ -130,6 +130,9 @@ def load_npz(path: str | Path) -> Dataset:
             f"{path} has keys {sorted(keys)}; expected x_train, y_train, x_val, y_val "
             "(or x and y, which tinyprune splits 80/20)"
         )
+    if ds.x_train.shape[1:] != ds.x_val.shape[1:]:
+        raise DataError(f"{path}: x_train samples have shape {ds.x_train.shape[1:]} but x_val samples "
+                        f"{ds.x_val.shape[1:]}; both splits must have the same sample shape")
     for xs, ys, split_name in ((ds.x_train, ds.y_train, "train"), (ds.x_val, ds.y_val, "val")):
         if len(xs) != len(ys):
             raise DataError(f"{path}: {split_name} has {len(xs)} inputs but {len(ys)} labels")

@@ -2,7 +2,8 @@
 
 Before TensorFlow deserializes anything, the model's stored config is read as plain JSON
 and checked: a Keras 3 file, a Lambda layer or a custom (unregistered) layer class each
-stop the load with one line that says what to do. Lambda layers and custom objects run
+stop the load with one line that says what to do. (A SavedModel folder is checked for
+Lambda layers only; its custom classes cannot load without --unsafe-load and their code.) Lambda layers and custom objects run
 Python code from the file, so they load only with `unsafe=True` (`--unsafe-load`).
 A subclassed model is refused after loading (tinyprune needs the layer graph).
 
@@ -90,7 +91,10 @@ def _h5_config(path: Path) -> tuple[dict | None, str | None]:
         version = version.decode()
     if raw is None:
         raise ModelLoadError(f"{path} holds weights only (no model config); save the whole model with model.save()")
-    return json.loads(raw), version
+    try:
+        return json.loads(raw), version
+    except ValueError:
+        raise ModelLoadError(f"{path} has a damaged model config; re-save the model with model.save()") from None
 
 
 def _keras_zip_config(path: Path) -> tuple[dict, str | None]:
@@ -138,7 +142,8 @@ def load_model(path: str | Path, unsafe: bool = False) -> Any:
         if config:
             check_config(config, str(path), unsafe)
     else:
-        head = path.read_bytes()[:8]
+        with path.open("rb") as f:
+            head = f.read(8)
         if head == _H5_SIGNATURE:
             config, version = _h5_config(path)
         elif head[:2] == b"PK":

@@ -33,7 +33,8 @@ from tinyprune.structured.pruner import round_keep, top_channels
 
 DEFAULT_RATIOS = (0.25, 0.5, 0.75)
 MAX_SAMPLES = 1000  # validation samples per evaluation: enough to rank groups, cheap to run
-CACHE_VERSION = 2
+CACHE_VERSION = 3
+TRAIN_SAMPLES_HASHED = 512  # Taylor importance reads 256 training samples (importance.TAYLOR_SAMPLES)
 
 
 @dataclass
@@ -120,12 +121,17 @@ def cache_dir() -> Path:
     return Path(root) / "sensitivity"
 
 
-def _cache_key(model, ds: Dataset, ratios, importance: str, round_to: int, n: int) -> str:
+def _cache_key(model, graph: DependencyGraph, ds: Dataset, ratios, importance: str, round_to: int, n: int) -> str:
+    """Everything the measurement depends on: settings, architecture, weights, which channels
+    may go (ignored layers), the evaluation data, and the training data data-based criteria read."""
     h = hashlib.sha256()
-    h.update(json.dumps([CACHE_VERSION, list(ratios), importance, round_to, n, ds.name]).encode())
-    for w in model.get_weights():
-        h.update(np.ascontiguousarray(w).tobytes())
-    h.update(np.ascontiguousarray(ds.x_val[:n]).tobytes())
+    h.update(json.dumps([CACHE_VERSION, list(ratios), importance, round_to, n, ds.name, model.to_json(),
+                         [(g.id, g.fixed.tolist()) for g in graph.groups]]).encode())
+    arrays = [*model.get_weights(), ds.x_val[:n], ds.y_val[:n], ds.x_train[:TRAIN_SAMPLES_HASHED],
+              ds.y_train[:TRAIN_SAMPLES_HASHED]]
+    for a in arrays:
+        h.update(str(a.shape).encode())
+        h.update(np.ascontiguousarray(a).tobytes())
     return h.hexdigest()[:24]
 
 
@@ -141,12 +147,13 @@ def analyze(model, graph: DependencyGraph, ds: Dataset, ratios=DEFAULT_RATIOS, i
             round_to: int = 1, max_samples: int = MAX_SAMPLES, use_cache: bool = True,
             quiet: bool = False) -> Sensitivity:
     """Measure every prunable group's sensitivity (see the module docstring)."""
+    from rich.console import Console
     from rich.progress import Progress
 
     from tinyprune.tfsetup import keras
 
     n = min(max_samples, len(ds.x_val))
-    key = _cache_key(model, ds, ratios, importance, round_to, n)
+    key = _cache_key(model, graph, ds, ratios, importance, round_to, n)
     path = cache_dir() / f"{key}.json"
     if use_cache and path.is_file():
         try:
@@ -165,7 +172,7 @@ def analyze(model, graph: DependencyGraph, ds: Dataset, ratios=DEFAULT_RATIOS, i
     prunable = [(gi, g) for gi, g in enumerate(graph.groups) if g.prunable]
     drops: dict[str, list[float]] = {}
     extreme: dict[str, list[float]] = {}
-    with Progress(transient=True, disable=quiet) as bar:
+    with Progress(transient=True, disable=quiet, console=Console(stderr=True)) as bar:
         task = bar.add_task("sensitivity", total=len(prunable) * (len(ratios) + 1))
         for gi, g in prunable:
             layers = sorted({sl.layer for lid in g.layers for sl in slices.get(lid, [])})

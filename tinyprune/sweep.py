@@ -27,8 +27,8 @@ class SweepPoint:
     flash_limit: float
     int8_bytes: int
     arena_bytes: int
-    accuracy_tflm: float
-    float_accuracy: float
+    accuracy_tflm: float | None  # None without class labels
+    float_accuracy: float | None
     status: str
     folder: str
     seconds: float
@@ -37,7 +37,7 @@ class SweepPoint:
 @dataclass
 class SweepResult:
     original_bytes: int
-    original_accuracy: float
+    original_accuracy: float | None
     points: list[SweepPoint] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)  # budget -> why it could not be met
 
@@ -50,10 +50,10 @@ class SweepResult:
         t = Table(title="accuracy vs flash")
         for col in ("budget", "int8 bytes", "% of original", "arena bytes", "int8 accuracy (TFLM)", "time s"):
             t.add_column(col, justify="right")
-        t.add_row("original", f"{self.original_bytes:,}", "100%", "-", f"{self.original_accuracy:.4f}", "-")
+        t.add_row("original", f"{self.original_bytes:,}", "100%", "-", ("-" if self.original_accuracy is None else f"{self.original_accuracy:.4f}"), "-")
         for p in self.points:
             t.add_row(p.budget, f"{p.int8_bytes:,}", f"{p.int8_bytes / self.original_bytes:.1%}",
-                      f"{p.arena_bytes:,}", f"{p.accuracy_tflm:.4f}", f"{p.seconds:.0f}")
+                      f"{p.arena_bytes:,}", ("-" if p.accuracy_tflm is None else f"{p.accuracy_tflm:.4f}"), f"{p.seconds:.0f}")
         for budget, why in self.failed.items():
             t.add_row(budget, "-", "-", "-", why[:40], "-")
         console.print(t)

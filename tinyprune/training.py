@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from tinyprune.data import Dataset
+from tinyprune.errors import ConfigError
 from tinyprune.tfsetup import keras
 
 DEFAULT_LR = 1e-3  # Adam's default; fine-tuning after pruning uses it as well
@@ -33,7 +34,17 @@ def ends_in_softmax(model) -> bool:
 
 
 def compile_for(model, ds: Dataset, lr: float = DEFAULT_LR, optimizer: Any = None):
-    """Compile `model` with a loss and metric that fit `ds`. Returns the model."""
+    """Compile `model` with a loss and metric that fit `ds`. Returns the model.
+
+    Raises ConfigError for a model tinyprune cannot train and evaluate as one task: several
+    outputs, or class labels with a single output unit (binary models need two softmax units).
+    """
+    if len(model.outputs) != 1:
+        raise ConfigError(f"model '{model.name}' has {len(model.outputs)} outputs; tinyprune trains, converts "
+                          "and checks single-output models")
+    if ds.is_classification and model.output_shape[-1] == 1:
+        raise ConfigError(f"model '{model.name}' has one output unit but the data has class labels; use "
+                          "one unit per class (e.g. Dense(2, activation='softmax') for a binary task)")
     opt = optimizer or keras.optimizers.Adam(lr)
     if ds.is_classification:
         loss = keras.losses.SparseCategoricalCrossentropy(from_logits=not ends_in_softmax(model))

@@ -86,4 +86,9 @@ def main(argv: list[str] | None = None) -> None:
     except click.ClickException as e:
         click.echo(f"error: {e.format_message()}", err=True)
         sys.exit(2)
+    except OSError as e:  # a full disk, a read-only folder: the user's environment, not a bug
+        where = f" {e.filename}" if getattr(e, "filename", None) else ""
+        click.echo(f"error: cannot read or write{where}: {e.strerror or e}; check the path, space and permissions",
+                   err=True)
+        sys.exit(2)
     sys.exit(rv if isinstance(rv, int) else 0)

@@ -21,17 +21,22 @@ def handle(opts: dict) -> None:
     from tinyprune.errors import ConfigError
     from tinyprune.loading import load_model
 
-    if opts["round_to"] < 1:
-        raise ConfigError(f"--round-to must be >= 1, got {opts['round_to']}")
+    structured_only = [flag for flag, given in (("--ratio", opts["ratio"] is not None),
+                                                 ("--layer-ratio", bool(opts["layer_ratio"])),
+                                                 ("--steps", opts["steps"] != 1)) if given]
+    if structured_only or opts["method"] not in ("magnitude", "structured"):
+        what = ", ".join(structured_only) or f"--method {opts['method']}"
+        raise ConfigError(f"{what} cannot be combined with a budget: the budget search chooses the channels "
+                          "itself (it always removes filters); drop it or drop the budget options")
     model = load_model(opts["model"], unsafe=opts["unsafe_load"])
     ds = load_data(opts["data"]).fit_to(model.input_shape) if opts["data"] else None
-    name = re.sub(r"\W", "_", Path(opts["model"]).stem) or "model"
+    name = re.sub(r"\W", "_", Path(opts["model"]).stem, flags=re.ASCII) or "model"
     name = name if name[0].isalpha() else f"m_{name}"
     console = Console(stderr=opts["as_json"], quiet=opts["quiet"])
     result = prune_for_budget(
         model, ds, opts["output"], flash=opts["flash_budget"], ram=opts["ram_budget"],
         latency=opts["latency_budget"], board=opts["board"], boards_file=opts["boards_file"],
-        margin=opts["margin"], epochs=opts["epochs"], batch_size=opts["batch_size"],
+        margin=opts["margin"], epochs=opts["epochs"], ignore=tuple(opts["ignore"]), batch_size=opts["batch_size"],
         importance=opts["importance"], round_to=opts["round_to"], name=name, force=opts["force"],
         quiet=opts["quiet"] or opts["as_json"], console=console, allow_compress=opts["allow_compress"],
         bits=opts["bits"])
