@@ -75,3 +75,30 @@ def parse_size(text: str, resource: str) -> Budget:
 def parse_latency(text: str) -> Budget:
     """Parse a latency budget in milliseconds: "20", "20ms", "0.5s", or percent."""
     return _parse(text, "latency", _TIME_UNITS, "20ms, 0.5s or 50%")
+
+
+def check_request(flash: str | None, ram: str | None, latency: str | None, board: str | None,
+                  boards_file: str | None, margin: float, round_to: int, has_data: bool) -> None:
+    """Reject a budget request that cannot work, before any model is loaded or converted."""
+    from tinyprune.errors import ConfigError, DataError
+
+    if flash:
+        parse_size(flash, "flash")
+    if ram:
+        parse_size(ram, "RAM")
+    if latency:
+        parse_latency(latency)
+        if not board:
+            raise BudgetError("a latency budget needs a board to estimate latency on; add --board NAME")
+    if not (flash or ram or latency or board):
+        raise BudgetError("no budget given; use --flash-budget, --ram-budget, --latency-budget or --board")
+    if board:
+        from firmware_export.boards import load_boards, select_boards
+
+        select_boards(load_boards(boards_file), [board], False)
+    if not 0 <= margin < 1:
+        raise ConfigError(f"--margin must be in [0, 1), got {margin}")
+    if round_to < 1:
+        raise ConfigError(f"--round-to must be >= 1, got {round_to}")
+    if not has_data:
+        raise DataError("a budget search needs data to measure accuracy; pass --data (digits or a .npz)")

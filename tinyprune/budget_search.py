@@ -37,9 +37,9 @@ from firmware_export.lut import EXPERIMENTAL_NOTE
 from firmware_export.tflite_model import parse_tflite
 from tinyprune import training
 from tinyprune.allocation import Limits, allocate, smallest
-from tinyprune.budget import Budget, parse_latency, parse_size
+from tinyprune.budget import Budget, check_request, parse_latency, parse_size
 from tinyprune.data import Dataset
-from tinyprune.errors import BudgetError, ConfigError, DataError
+from tinyprune.errors import BudgetError, ConfigError
 from tinyprune.predictor import SizePredictor
 from tinyprune.quantize import quantize_int8
 from tinyprune.sensitivity import analyze
@@ -159,11 +159,9 @@ def measure(tflite: bytes, board: Board | None) -> Measured:
 
 def resolve_targets(flash: str | None, ram: str | None, latency: str | None, board: Board | None,
                     margin: float, original: Measured, original_model) -> Targets:
-    """Absolute limits from the user's budget strings, the board and the original's figures."""
-    if not 0 <= margin < 1:
-        raise ConfigError(f"--margin must be in [0, 1), got {margin}")
-    if latency and board is None:
-        raise BudgetError("a latency budget needs a board to estimate latency on; add --board NAME")
+    """Absolute limits from the user's budget strings, the board and the original's figures.
+
+    The request must have passed `budget.check_request` (parsable, a board for latency)."""
     t = Targets(board=board.name if board else None, margin=margin,
                 asked={"flash": flash, "ram": ram, "latency": latency, "board": board.name if board else None})
 
@@ -182,8 +180,6 @@ def resolve_targets(flash: str | None, ram: str | None, latency: str | None, boa
         board_ram = board.sram_bytes * (1 - margin)
         t.flash_bytes = board_flash if t.flash_bytes is None else min(t.flash_bytes, board_flash)
         t.ram_bytes = board_ram if t.ram_bytes is None else min(t.ram_bytes, board_ram)
-    if t.flash_bytes is None and t.ram_bytes is None and t.latency_ms is None:
-        raise BudgetError("no budget given; use --flash-budget, --ram-budget, --latency-budget or --board")
     return t
 
 
@@ -264,8 +260,7 @@ def prune_for_budget(model, ds: Dataset | None, out_dir: str | Path, *, flash: s
     console = console or Console(stderr=True, quiet=quiet)
     out_dir = Path(out_dir)
     check_writable(out_dir, force)
-    if ds is None:
-        raise DataError("a budget search needs data to measure accuracy; pass --data (digits or a .npz)")
+    check_request(flash, ram, latency, board, boards_file, margin, round_to, ds is not None)
     if epochs < 0:
         raise ConfigError(f"--epochs must be >= 0, got {epochs}")
     if round_to < 1 or batch_size < 1:

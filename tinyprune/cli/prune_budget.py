@@ -16,10 +16,8 @@ import click
 def handle(opts: dict) -> None:
     from rich.console import Console
 
-    from tinyprune.budget_search import prune_for_budget
-    from tinyprune.data import load_data
+    from tinyprune.budget import check_request
     from tinyprune.errors import ConfigError
-    from tinyprune.loading import load_model
 
     structured_only = [flag for flag, given in (("--ratio", opts["ratio"] is not None),
                                                  ("--layer-ratio", bool(opts["layer_ratio"])),
@@ -28,6 +26,13 @@ def handle(opts: dict) -> None:
         what = ", ".join(structured_only) or f"--method {opts['method']}"
         raise ConfigError(f"{what} cannot be combined with a budget: the budget search chooses the channels "
                           "itself (it always removes filters); drop it or drop the budget options")
+    check_request(opts["flash_budget"], opts["ram_budget"], opts["latency_budget"], opts["board"],
+                  opts["boards_file"], opts["margin"], opts["round_to"], bool(opts["data"]))
+
+    from tinyprune.budget_search import prune_for_budget  # imports TensorFlow: only after the checks
+    from tinyprune.data import load_data
+    from tinyprune.loading import load_model
+
     model = load_model(opts["model"], unsafe=opts["unsafe_load"])
     ds = load_data(opts["data"]).fit_to(model.input_shape) if opts["data"] else None
     name = re.sub(r"\W", "_", Path(opts["model"]).stem, flags=re.ASCII) or "model"
