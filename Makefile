@@ -18,6 +18,7 @@ $(STAMP): pyproject.toml
 
 demo: $(STAMP)
 	$(BIN)/tinyprune run --force
+	$(BIN)/tinyprune prune models/digits_cnn.h5 --data digits --flash-budget 25% --epochs 5 -o out/demo/budget25 --force
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q tests
