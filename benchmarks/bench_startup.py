@@ -35,7 +35,7 @@ def main() -> None:
         "tinyprune run --help": [exe, "run", "--help"],
         "python -c 'import tensorflow' (reference)": [sys.executable, "-c", "import tensorflow"],
     }
-    print(f"| command | median s | min s | max s | runs |\n| --- | --- | --- | --- | --- |")
+    print("| command | median s | min s | max s | runs |\n| --- | --- | --- | --- | --- |")
     for name, cmd in cases.items():
         times = [wall(cmd) for _ in range(args.repeat)]
         print(f"| `{name}` | {statistics.median(times):.3f} | {min(times):.3f} | {max(times):.3f} | {len(times)} |")

@@ -184,7 +184,7 @@ def parse_tflite(data: bytes, source: str = "<bytes>") -> TfliteModel:
         )
     except TfliteFormatError:
         raise
-    except Exception as e:  # the flatbuffers runtime raises assorted errors on bad data
+    except Exception:  # the flatbuffers runtime raises assorted errors on bad data
         raise TfliteFormatError(
             f"{source} is a damaged or truncated .tflite file (parser stopped early); "
             "re-export it from the converter"
