@@ -128,3 +128,11 @@ def test_qat_bad_epochs(demo_model, digits):
 
     with pytest.raises(ConfigError, match="at least 1"):
         quantize_aware(demo_model, digits, epochs=0)
+
+
+def test_qat_model_still_counts_as_ending_in_softmax(demo_model):
+    """QAT wraps the activation; the loss must still be computed on probabilities, not logits."""
+    from tinyprune.quantize import qat_model
+    from tinyprune.training import ends_in_softmax
+
+    assert ends_in_softmax(demo_model) and ends_in_softmax(qat_model(demo_model))

@@ -30,6 +30,7 @@ def ends_in_softmax(model) -> bool:
     if isinstance(last, keras.layers.Softmax):
         return True
     act = getattr(last, "activation", None)
+    act = getattr(act, "activation", act)  # QAT replaces it with a QuantizeAwareActivation around the original
     return act is not None and getattr(act, "__name__", "") == "softmax"
 
 
