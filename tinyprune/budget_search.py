@@ -63,6 +63,8 @@ class Measured:
     ram_bytes: int  # arena + interpreter + stack (firmware_export.estimate)
     latency_ms: float | None  # estimated on the budget's board (None without a board)
     macs: int
+    arena_head_bytes: int = 0  # the arena's activation (non-persistent) part
+    runtime_code_bytes: int = 0  # TFLM code for this model's ops on the board (0 without a board)
 
 
 @dataclass
@@ -153,12 +155,13 @@ def measure(tflite: bytes, board: Board | None) -> Measured:
         latency = fit_model(model, [board], arena=arena).results[0].latency_ms
     from firmware_export.costmodel import model_cost
 
+    code = flash_bytes(model, board.kernels)[0] if board is not None else 0
     return Measured(len(tflite), arena.target_bytes, arena.target_bytes + ram_overhead_bytes(model), latency,
-                    int(model_cost(model).total_macs))
+                    int(model_cost(model).total_macs), arena.head_bytes, code)
 
 
 def resolve_targets(flash: str | None, ram: str | None, latency: str | None, board: Board | None,
-                    margin: float, original: Measured, original_model) -> Targets:
+                    margin: float, original: Measured) -> Targets:
     """Absolute limits from the user's budget strings, the board and the original's figures.
 
     The request must have passed `budget.check_request` (parsable, a board for latency)."""
@@ -175,8 +178,7 @@ def resolve_targets(flash: str | None, ram: str | None, latency: str | None, boa
     if latency:
         t.latency_ms = absolute(parse_latency(latency), original.latency_ms)
     if board is not None:
-        runtime_code, _ = flash_bytes(original_model, board.kernels)
-        board_flash = (board.flash_bytes - runtime_code) * (1 - margin)
+        board_flash = (board.flash_bytes - original.runtime_code_bytes) * (1 - margin)
         board_ram = board.sram_bytes * (1 - margin)
         t.flash_bytes = board_flash if t.flash_bytes is None else min(t.flash_bytes, board_flash)
         t.ram_bytes = board_ram if t.ram_bytes is None else min(t.ram_bytes, board_ram)
@@ -278,7 +280,7 @@ def prune_for_budget(model, ds: Dataset | None, out_dir: str | Path, *, flash: s
     training.compile_for(model, ds)
     original_tflite = quantize_int8(model, ds.x_train, calibration)
     original = measure(original_tflite, the_board)
-    targets = resolve_targets(flash, ram, latency, the_board, margin, original, parse_tflite(original_tflite))
+    targets = resolve_targets(flash, ram, latency, the_board, margin, original)
     seconds["measure original"] = round(time.perf_counter() - t, 2)
     console.print(f"original: {original.int8_bytes:,} B int8, arena {original.arena_bytes:,} B, "
                   f"RAM {original.ram_bytes:,} B" + (f", ~{original.latency_ms:.1f} ms on {the_board.name}"
@@ -296,9 +298,8 @@ def prune_for_budget(model, ds: Dataset | None, out_dir: str | Path, *, flash: s
     t = time.perf_counter()
     outputs = {tensor._keras_history.layer.name for tensor in model.outputs}
     graph = build_graph(model, tuple(outputs | set(ignore)))
-    arena0 = tflm.measure_arena(original_tflite)
     predictor = SizePredictor(model, graph, original.int8_bytes, original.arena_bytes,
-                              arena0.head_bytes)
+                              original.arena_head_bytes)
     base_limits = _limits(targets, original, {})
     small = smallest(graph, predictor, round_to)
     compress_bits = None
