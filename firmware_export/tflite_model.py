@@ -107,6 +107,15 @@ class TfliteModel:
         """Bytes of constant tensor data (weights, biases, tables)."""
         return sum(t.const_bytes for t in self.tensors)
 
+    def constant(self, index: int) -> np.ndarray:
+        """The stored data of constant tensor `index`, shaped, in its numpy dtype."""
+        t = self.tensors[index]
+        if not t.is_constant or t.numpy_dtype is None:
+            raise ValueError(f"tensor {index} ({t.name}) has no constant data of a numpy type")
+        m = schema.Model.GetRootAsModel(self.data, 0)
+        raw = m.Buffers(t.buffer).DataAsNumpy()
+        return np.frombuffer(raw.tobytes(), dtype=t.numpy_dtype).reshape(t.shape)
+
     def input_tensors(self) -> list[Tensor]:
         return [self.tensors[i] for i in self.inputs]
 

@@ -30,6 +30,18 @@ def mlperf_dir(shared_data: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
+def mnist_train(shared_data):
+    """MNIST's 60,000 training images from ../shared/data as a Dataset (x, y split 80/20),
+    loaded once per session; skipped when the file is absent."""
+    from tinyprune.data import load_npz
+
+    path = shared_data / "mnist" / "mnist_train.npz"
+    if not path.is_file():
+        pytest.skip(f"{path} not found")
+    return load_npz(path).fit_to((None, 28, 28, 1))
+
+
+@pytest.fixture(scope="session")
 def digits():
     from tinyprune.data import load_digits
 

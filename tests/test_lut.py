@@ -95,21 +95,17 @@ def test_lut_module_does_not_import_tensorflow():
     assert out.stdout.strip() == "False"
 
 
-def test_mnist_lut_bit_identical(shared_data):
+def test_mnist_lut_bit_identical(mnist_train):
     """MNIST from ../shared/data: prune 80%, cluster to 4 bits, LUT, same TFLM outputs."""
     from firmware_export.lut import compress_lut
     from firmware_export.tflm import run
     from tinyprune import training
     from tinyprune.clustering import cluster_model
-    from tinyprune.data import load_npz
     from tinyprune.magnitude import Schedule, prune_magnitude
     from tinyprune.quantize import quantize_int8
     from tinyprune.tfsetup import keras
 
-    path = shared_data / "mnist" / "mnist_train.npz"
-    if not path.is_file():
-        pytest.skip(f"{path} not found")
-    ds = load_npz(path).subset(4000, 500).fit_to((None, 28, 28, 1))
+    ds = mnist_train.subset(4000, 500)
     inp = keras.Input((28, 28, 1))
     x = keras.layers.Conv2D(8, 3, strides=2, activation="relu", name="conv")(inp)
     x = keras.layers.Flatten()(x)

@@ -209,17 +209,13 @@ def test_depthwise_is_reported_not_prunable():
         plan_layers(model, PruneOptions(layer_targets={"dw": 0.5}))
 
 
-def test_mnist_sparsity_matches_target(shared_data):
+def test_mnist_sparsity_matches_target(mnist_train):
     """A small CNN on MNIST from ../shared/data: per-layer sparsity after strip within 1 point."""
     from tinyprune import training
-    from tinyprune.data import load_npz
     from tinyprune.magnitude import Schedule, prune_magnitude
     from tinyprune.tfsetup import keras
 
-    path = shared_data / "mnist" / "mnist_train.npz"
-    if not path.is_file():
-        pytest.skip(f"{path} not found")
-    ds = load_npz(path).subset(4000, 1000).fit_to((None, 28, 28, 1))
+    ds = mnist_train.subset(4000, 1000)
     inp = keras.Input((28, 28, 1))
     x = keras.layers.Conv2D(8, 3, strides=2, activation="relu", name="conv")(inp)
     x = keras.layers.Flatten()(x)
