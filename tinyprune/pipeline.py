@@ -14,10 +14,12 @@ pruning, conversion or estimation logic of its own.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Iterator
 
 from rich.console import Console
 
@@ -49,21 +51,14 @@ class RunResult:
         return d
 
 
-class _Clock:
-    def __init__(self):
-        self.times: dict[str, float] = {}
-
-    def stage(self, name: str):
-        clock = self
-
-        class _Stage:
-            def __enter__(self):
-                self.t = time.perf_counter()
-
-            def __exit__(self, *exc):
-                clock.times[name] = round(time.perf_counter() - self.t, 2)
-
-        return _Stage()
+@contextlib.contextmanager
+def _timed(times: dict[str, float], stage: str) -> Iterator[None]:
+    """Record the wall time of a `with` block in `times[stage]` (seconds, 2 decimals)."""
+    t = time.perf_counter()
+    try:
+        yield
+    finally:
+        times[stage] = round(time.perf_counter() - t, 2)
 
 
 def run_pipeline(cfg: RunConfig, force: bool = False, console: Console | None = None,
@@ -84,9 +79,9 @@ def run_pipeline(cfg: RunConfig, force: bool = False, console: Console | None = 
     out_dir = Path(cfg.output.dir)
     check_writable(out_dir, force)
     boards = select_boards(load_boards(), cfg.fit.boards or list(DEFAULT_BOARDS), all_boards=False)
-    clock = _Clock()
+    times: dict[str, float] = {}
 
-    with clock.stage("load"):
+    with _timed(times, "load"):
         model = load_model(cfg.resolve(cfg.model.path), unsafe=cfg.model.unsafe_load)
         ds = load_data(cfg.data_source()).fit_to(model.input_shape)
         training.compile_for(model, ds)
@@ -94,15 +89,15 @@ def run_pipeline(cfg: RunConfig, force: bool = False, console: Console | None = 
     console.print(f"[bold]model[/] {cfg.model.path}: {model.count_params():,} parameters, "
                   f"validation score {float_acc:.4f} on {ds.name} ({len(ds.x_val)} samples)")
 
-    with clock.stage("dense int8"):
+    with _timed(times, "dense int8"):
         dense_int8 = quantize_int8(model, ds.x_train, cfg.quantize.calibration_samples, cfg.quantize.io_type)
 
-    with clock.stage("prune"):
+    with _timed(times, "prune"):
         p = cfg.prune
         pruned = prune_magnitude(model, ds, Schedule("polynomial", p.initial_sparsity, p.final_sparsity),
                                  epochs=p.epochs, batch_size=p.batch_size, quiet=quiet)
 
-    with clock.stage("int8"):
+    with _timed(times, "int8"):
         q = cfg.quantize
         if q.qat_epochs > 0:  # keep the zeros the pruning made: tfmot's pruning-preserving QAT scheme
             int8 = quantize_aware(pruned.model, ds, q.qat_epochs, preserve_sparsity=True,
@@ -110,7 +105,7 @@ def run_pipeline(cfg: RunConfig, force: bool = False, console: Console | None = 
         else:
             int8 = quantize_int8(pruned.model, ds.x_train, q.calibration_samples, q.io_type)
 
-    with clock.stage("tflm"):
+    with _timed(times, "tflm"):
         arena = tflm.measure_arena(int8)
         parity = parity_report(pruned.model, int8, ds.x_val, ds.y_val)
 
@@ -118,16 +113,16 @@ def run_pipeline(cfg: RunConfig, force: bool = False, console: Console | None = 
     result = RunResult(out_dir, float_acc, pruned.accuracy, pruned.sparsity, len(dense_int8), len(int8), how,
                        parity.to_dict(), arena.host_bytes, arena.target_bytes)
     with staged_dir(out_dir, force=force) as tmp:
-        with clock.stage("export"):
+        with _timed(times, "export"):
             pruned.model.save(tmp / "model_pruned.h5", include_optimizer=False)
             (tmp / "model_int8.tflite").write_bytes(int8)
             export_c(int8, tmp / "firmware", name=cfg.export.name)
-        with clock.stage("fit"):
+        with _timed(times, "fit"):
             report = fit_model(int8, boards)
             result.fit = json.loads(report.to_json())
             (tmp / "fit.json").write_text(report.to_json() + "\n")
         result.files = sorted(str(p.relative_to(tmp)) for p in tmp.rglob("*") if p.is_file())
-        result.seconds = clock.times
+        result.seconds = times
         (tmp / "report.json").write_text(json.dumps(result.to_dict(), indent=2) + "\n")
     result.files = sorted(result.files + ["report.json"])
     _print_summary(result, console)
