@@ -1,16 +1,19 @@
-"""Benchmark: magnitude pruning + sparsity-preserving clustering + TFLM LUT compression on MNIST.
+"""Benchmark: magnitude pruning + compression TFLM decodes (PRUNE, LUT, auto) on MNIST.
 
 An MNIST CNN of about 200 KB int8 (defined below) is trained once, dense; copies are then
-magnitude-pruned to 0/50/80/90% (polynomial schedule, short fine-tune), and each is clustered
-to 2^k values per channel (k = 4 and 2; also 3 at 80%) and LUT-compressed for TFLM. For every
-model it prints: int8 bytes, bytes after LUT compression, TFLM arena (32-bit target), and
-top-1 accuracy of the int8 model in the real TFLM interpreter on MNIST test images.
+magnitude-pruned to 0/50/80/90% (polynomial schedule, short fine-tune). Each pruned int8 model
+is PRUNE-compressed (bitmask + non-zero values, lossless), and each pruned model is clustered to
+2^k values per channel (k = 4 and 2; also 3 at 80%) and compressed twice: LUT only, and auto
+(per tensor the smaller of LUT and PRUNE). For every model it prints: int8 bytes, bytes after
+compression, TFLM arena (32-bit target), and top-1 accuracy in the real TFLM interpreter on
+MNIST test images, and whether the compressed model's outputs equal its uncompressed source's.
 
 Run (needs ../shared/data/mnist):
     .venv/bin/python benchmarks/bench_magnitude.py [--eval 10000] [--finetune-samples 20000]
 
 Target from issue 4: at 80% sparsity with 4-bit LUT, flash <= 45% of the dense int8 model's,
-with accuracy within 1 point of it. The script prints whether it was met.
+with accuracy within 1 point of it. The script prints whether it was met for LUT alone, for
+auto at 4 bits (clustered to 16 values, LUT or PRUNE per tensor) and for PRUNE alone.
 """
 
 from __future__ import annotations
@@ -52,6 +55,20 @@ def tflm_accuracy(tflite: bytes, x: np.ndarray, y: np.ndarray) -> tuple[float, n
     return float((out.argmax(axis=1) == y).mean()), out
 
 
+def compressed_row(s: float, label: str, source: bytes, method: str, bits: int, x, y) -> tuple:
+    """(sparsity, label, source int8 bytes, flash, arena, extra arena, accuracy, same outputs, seconds)."""
+    from firmware_export.compress import compress_model
+
+    t = time.time()
+    comp = compress_model(source, method, bits)
+    src_acc, src_out = tflm_accuracy(source, x, y)
+    acc, out = tflm_accuracy(comp.data, x, y)
+    used = "+".join(comp.to_dict()["formats_used"])
+    return (s, f"{label} ({used})" if method == "auto" else label, len(source), comp.compressed_bytes,
+            comp.compressed_arena.target_bytes, comp.extra_arena_bytes, acc, bool(np.array_equal(src_out, out)),
+            time.time() - t)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--epochs", type=int, default=2, help="dense training epochs")
@@ -65,7 +82,6 @@ def main() -> int:
         return 2
 
     t0 = time.time()
-    from firmware_export.lut import compress_lut
     from firmware_export.tflm import measure_arena
     from tinyprune import training
     from tinyprune.clustering import cluster_model
@@ -106,32 +122,35 @@ def main() -> int:
         arena = measure_arena(int8).target_bytes
         rows.append((s, "int8", len(int8), len(int8), arena, 0, acc, None, time.time() - t))
         print(rows[-1])
+        if s > 0:
+            rows.append(compressed_row(s, "PRUNE", int8, "prune", 4, x_ev, y_ev))
+            print(rows[-1])
         for bits in BITS + EXTRA_BITS.get(s, ()):
             t = time.time()
             cl = cluster_model(pruned, ft, bits=bits, epochs=args.cluster_epochs, batch_size=64)
             cl_int8 = quantize_int8(cl.model, x_tr)
-            lut = compress_lut(cl_int8, bits)
-            cl_acc, cl_out = tflm_accuracy(cl_int8, x_ev, y_ev)
-            lut_acc, lut_out = tflm_accuracy(lut.data, x_ev, y_ev)
-            rows.append((s, f"LUT {bits}-bit", len(cl_int8), lut.compressed_bytes, lut.compressed_arena.target_bytes,
-                         lut.extra_arena_bytes, lut_acc, bool(np.array_equal(cl_out, lut_out)), time.time() - t))
-            print(rows[-1])
+            print(f"clustering to {bits} bits: {time.time() - t:.0f} s")
+            for method, label in (("lut", f"LUT {bits}-bit"), ("auto", f"auto {bits}-bit")):
+                rows.append(compressed_row(s, label, cl_int8, method, bits, x_ev, y_ev))
+                print(rows[-1])
 
     base_acc = rows[0][6]
     print()
     print(f"machine: {platform.machine()}, {platform.processor() or '?'}, Python {platform.python_version()}; "
           f"TFLM accuracy on {len(x_ev)} MNIST test images; total {time.time() - t0:.0f} s")
     print("| sparsity | model | int8 bytes | flash bytes | flash / dense int8 | arena B (32-bit) | extra arena B "
-          "| accuracy (TFLM) | Δ acc vs dense | LUT == clustered | time s |")
+          "| accuracy (TFLM) | Δ acc vs dense | outputs == uncompressed | time s |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     for s, kind, i8, fl, arena, extra, acc, same, secs in rows:
         print(f"| {s:.0%} | {kind} | {i8:,} | {fl:,} | {fl / dense_bytes:.1%} | {arena:,} | {extra:,} | {acc:.2%} "
               f"| {100 * (acc - base_acc):+.2f} | {'-' if same is None else ('yes' if same else 'NO')} | {secs:.0f} |")
-    target = [r for r in rows if r[0] == 0.8 and r[1] == "LUT 4-bit"][0]
-    met_flash = target[3] / dense_bytes <= 0.45
-    met_acc = base_acc - target[6] <= 0.01
-    print(f"\ntarget (80% + 4-bit LUT): flash {target[3] / dense_bytes:.1%} of dense (<= 45%: {met_flash}), "
-          f"accuracy {100 * (target[6] - base_acc):+.2f} points (within 1: {met_acc})")
+    print()
+    for prefix in ("LUT 4-bit", "auto 4-bit", "PRUNE"):
+        target = [r for r in rows if r[0] == 0.8 and r[1].startswith(prefix)][0]
+        met_flash = target[3] / dense_bytes <= 0.45
+        met_acc = base_acc - target[6] <= 0.01
+        print(f"target (80% + {target[1]}): flash {target[3] / dense_bytes:.1%} of dense (<= 45%: {met_flash}), "
+              f"accuracy {100 * (target[6] - base_acc):+.2f} points (within 1: {met_acc})")
     return 0
 
 

@@ -40,20 +40,20 @@ def test_clustering_bounds_values_and_keeps_zeros(clustered_digits, sparse_digit
 
 
 def test_int8_channels_hold_at_most_2_to_the_bits_values(clustered_digits):
-    from firmware_export.lut import plan_lut
+    from firmware_export.compress import plan
 
     _, int8 = clustered_digits
-    plans = plan_lut(int8, BITS)
+    plans = plan(int8, "lut", BITS)
     assert plans and all(p.max_values <= 2 ** BITS for p in plans)
 
 
 def test_lut_outputs_bit_identical_in_tflm(clustered_digits, digits):
-    from firmware_export.lut import compress_lut
+    from firmware_export.compress import compress_model
     from firmware_export.tflite_model import parse_tflite
     from firmware_export.tflm import run
 
     _, int8 = clustered_digits
-    lut = compress_lut(int8, BITS)
+    lut = compress_model(int8, "lut", BITS)
     assert "TFLM_DECODE" in parse_tflite(lut.data).op_names
     assert "TFLM_DECODE" not in parse_tflite(int8).op_names
     ref = run(int8, digits.x_val)
@@ -69,27 +69,27 @@ def test_lut_outputs_bit_identical_in_tflm(clustered_digits, digits):
 
 
 def test_unclustered_model_is_refused(demo_int8):
-    from firmware_export.lut import compress_lut
+    from firmware_export.compress import compress_model
     from tinyprune.errors import ConfigError
 
     with pytest.raises(ConfigError, match="cluster"):
-        compress_lut(demo_int8.read_bytes(), 2, measure=False)
+        compress_model(demo_int8.read_bytes(), "lut", 2, measure=False)
 
 
 @pytest.mark.parametrize("bits", [1, 8])
 def test_bits_out_of_range(bits, demo_int8):
-    from firmware_export.lut import compress_lut
+    from firmware_export.compress import compress_model
     from tinyprune.errors import ConfigError
 
     with pytest.raises(ConfigError, match="2..7"):
-        compress_lut(demo_int8.read_bytes(), bits)
+        compress_model(demo_int8.read_bytes(), "lut", bits)
 
 
 def test_lut_module_does_not_import_tensorflow():
     import subprocess
     import sys
 
-    code = ("import sys, firmware_export.lut as m; m.plan_lut; "
+    code = ("import sys, firmware_export.compress as m; m.compress_model; "
             "print(any(k.startswith(('tensorflow', 'tf_keras')) for k in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
@@ -97,7 +97,7 @@ def test_lut_module_does_not_import_tensorflow():
 
 def test_mnist_lut_bit_identical(mnist_train):
     """MNIST from ../shared/data: prune 80%, cluster to 4 bits, LUT, same TFLM outputs."""
-    from firmware_export.lut import compress_lut
+    from firmware_export.compress import compress_model
     from firmware_export.tflm import run
     from tinyprune import training
     from tinyprune.clustering import cluster_model
@@ -117,7 +117,7 @@ def test_mnist_lut_bit_identical(mnist_train):
     clustered = cluster_model(sparse.model, ds, bits=BITS, epochs=1, batch_size=64, quiet=True)
     assert clustered.fits
     int8 = quantize_int8(clustered.model, ds.x_train, num_calibration=100)
-    lut = compress_lut(int8, BITS)
+    lut = compress_model(int8, "lut", BITS)
     assert np.array_equal(run(lut.data, ds.x_val), run(int8, ds.x_val))
     assert lut.compressed_bytes < 0.7 * lut.dense_bytes
 

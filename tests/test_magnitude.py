@@ -181,7 +181,7 @@ def test_block_sparsity_on_dense(demo, digits):
 
 
 def test_pqat_keeps_zeros_in_the_int8_model(demo, digits):
-    from firmware_export.lut import read_model
+    from firmware_export.compress import read_model
     from tinyprune.magnitude import PruneOptions, Schedule, prune_magnitude
     from tinyprune.quantize import quantize_int8
 
@@ -237,6 +237,7 @@ def test_mnist_sparsity_matches_target(mnist_train):
     (["--sparsity", "1.0"], "[0, 1)"),
     (["--compress", "lut", "--bits", "8"], "2..7"),
     (["--compress", "lut", "--bits", "1"], "2..7"),
+    (["--compress", "prune", "--sparsity", "0.1"], "12.5%"),
     (["--layer-sparsity", "nosuch=0.5"], "nosuch"),
 ])
 def test_cli_bad_input_one_line_exit_2(args, words, demo_model_path, tmp_path):
@@ -265,7 +266,7 @@ def test_cli_magnitude_lut_end_to_end(demo_model_path, tmp_path):
     lut_size = (out / "model_int8_lut.tflite").stat().st_size
     assert flash["model_int8_lut.tflite"]["flash_bytes"] == lut_size < int8_size
     comp = report["compression"]
-    assert comp["lut_outputs_identical_to_clustered"] is True
+    assert comp["outputs_identical_to_uncompressed"] is True and comp["formats_used"] == ["lut"]
     assert comp["extra_arena_bytes_target32"] > 0
     assert "experimental on Cortex-M" in comp["experimental"]
     assert report["pruning_mode"] == "model"
@@ -284,3 +285,23 @@ def test_cli_magnitude_lut_end_to_end(demo_model_path, tmp_path):
     # nothing is overwritten without --force
     again = run_cli(["prune", str(demo_model_path), "--data", "digits", "-o", str(out)])
     assert again.returncode == 2 and "--force" in stderr_one_line(again)
+
+
+def test_cli_magnitude_prune_compression_end_to_end(demo_model_path, tmp_path):
+    """--compress prune: flash shrinks with sparsity, losslessly (same TFLM outputs as model_int8.tflite)."""
+    out = tmp_path / "out"
+    proc = run_cli(["prune", str(demo_model_path), "--method", "magnitude", "--data", "digits", "--sparsity", "0.8",
+                    "--compress", "prune", "--epochs", "1", "--json", "-o", str(out)])
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    report = json.loads(proc.stdout)
+    comp = report["compression"]
+    assert comp["compressed_from"] == "model_int8.tflite" and comp["formats_used"] == ["prune"]
+    assert comp["outputs_identical_to_uncompressed"] is True
+    assert comp["accuracy_compressed_tflm"] == report["accuracy_int8_tflm"]
+    assert not (out / "model_int8_clustered.tflite").exists()
+    size = (out / "model_int8_prune.tflite").stat().st_size
+    assert size == comp["compressed_bytes"] < 0.75 * (out / "model_int8.tflite").stat().st_size
+    fc1 = next(t for t in comp["tensors"] if "fc1" in t["name"])
+    assert fc1["method"] == "prune" and abs(fc1["sparsity"] - 0.8) <= 0.01
+    # 1 mask bit per weight + the kept int8 values + the 16-byte header
+    assert fc1["encoded_bytes"] == 512 * 32 // 8 + round(512 * 32 * (1 - fc1["sparsity"])) + 16

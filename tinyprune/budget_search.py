@@ -33,7 +33,7 @@ from firmware_export import tflm
 from firmware_export.boards import DEFAULT_BOARDS, Board, load_boards, select_boards
 from firmware_export.estimate import fit_model, flash_bytes, ram_overhead_bytes
 from firmware_export.files import check_writable, staged_dir
-from firmware_export.lut import EXPERIMENTAL_NOTE
+from firmware_export.compress import EXPERIMENTAL_NOTE
 from firmware_export.tflite_model import parse_tflite
 from tinyprune import training
 from tinyprune.allocation import Limits, allocate, smallest
@@ -128,12 +128,12 @@ def artifact(model, ds: Dataset, calibration: int, bits: int | None, cluster_epo
     if bits is None:
         data = quantize_int8(model, ds.x_train, calibration)
         return data, data, model
-    from firmware_export.lut import compress_lut
+    from firmware_export.compress import compress_model
     from tinyprune.clustering import cluster_model
 
     clustered = cluster_model(model, ds, bits, epochs=cluster_epochs, quiet=quiet).model
     int8 = quantize_int8(clustered, ds.x_train, calibration)
-    return compress_lut(int8, bits, measure=False).data, int8, clustered
+    return compress_model(int8, "lut", bits, measure=False).data, int8, clustered
 
 
 def compression_factors(model, ds: Dataset, bits: int, original_tflite: bytes) -> dict[str, float]:
@@ -254,7 +254,7 @@ def prune_for_budget(model, ds: Dataset | None, out_dir: str | Path, *, flash: s
 
     With `allow_compress`, when channel removal alone cannot meet the budget, the artifact is
     also clustered (tfmot, at most 2^bits values per channel) and LUT-compressed for TFLM
-    (firmware_export.lut); the compressed .tflite is then what is measured and exported.
+    (firmware_export.compress); the compressed .tflite is then what is measured and exported.
 
     Raises BudgetError when no allocation can meet the budget (with the smallest achievable),
     DataError without validation data, BoardError for an unknown board.

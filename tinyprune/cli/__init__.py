@@ -2,7 +2,7 @@
 
 Each command lives in its own module here and is a thin wrapper over a documented library
 function. Commands are imported only when invoked, so `tinyprune --help` and the commands
-that read a .tflite (export, inspect, fit, boards) never import TensorFlow.
+that read a .tflite (compress, export, inspect, fit, boards) never import TensorFlow.
 
 Errors: a `TinypruneError` (or a click usage error) prints one line on stderr,
 `error: <what was wrong and what to do>`, and exits 2. Never a traceback.
@@ -23,6 +23,8 @@ from tinyprune.errors import TinypruneError
 COMMANDS: dict[str, tuple[str, str, str]] = {
     "run": ("tinyprune.cli.run", "run", "Run the whole pipeline from a TOML config (default: the bundled demo)."),
     "prune": ("tinyprune.cli.prune", "prune", "Prune a Keras model (magnitude, structured, at-init, budget)."),
+    "compress": ("tinyprune.cli.compress", "compress",
+                 "Store sparse or clustered weights of a .tflite in a form TFLM decodes."),
     "export": ("tinyprune.cli.export", "export", "Write TFLM C source (and a firmware skeleton) for a .tflite."),
     "inspect": ("tinyprune.cli.inspect", "inspect_cmd", "Show ops, tensors, MACs, weights and arena of a .tflite."),
     "fit": ("tinyprune.cli.fit", "fit", "Check a .tflite against board profiles: flash, RAM, latency."),

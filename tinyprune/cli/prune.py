@@ -66,8 +66,10 @@ BUDGET_OPTIONS = ("flash_budget", "ram_budget", "latency_budget", "board")
 @click.option("--block-size", default=None, help="[magnitude] Block sparsity for Dense, e.g. 1x4.")
 @click.option("--pqat", is_flag=True, help="[magnitude] Pruning-preserving quantization-aware training.")
 @click.option("--tensorboard", default=None, help="[magnitude] Write tfmot PruningSummaries to this folder.")
-@click.option("--compress", type=click.Choice(["none", "lut"]), default="none", show_default=True,
-              help="[magnitude] TFLM LUT compression of the int8 model (experimental on Cortex-M).")
+@click.option("--compress", type=click.Choice(["none", "prune", "lut", "auto"]), default="none", show_default=True,
+              help="[magnitude] Compression TFLM decodes (experimental on Cortex-M): prune = bitmask + non-zero "
+                   "values (lossless), lut = cluster to 2^bits values per channel + LUT, auto = cluster, then the "
+                   "smaller of the two per tensor.")
 @click.option("--bits", type=int, default=4, show_default=True, help="[magnitude] LUT index bits, 2..7.")
 # pruning before training
 @click.option("--compression", type=float, default=None, help="[at-init] Compression ratio rho >= 1 (kept = 1/rho).")

@@ -1,8 +1,8 @@
-"""`tinyprune prune MODEL --method magnitude`: tfmot schedules, then (optionally) TFLM LUT compression.
+"""`tinyprune prune MODEL --method magnitude`: tfmot schedules, then (optionally) compression TFLM decodes.
 
 Thin wrapper over the library: `tinyprune.magnitude.prune_magnitude` (prune, strip, optional
 PQAT), `tinyprune.quantize.quantize_int8`, `tinyprune.clustering.cluster_model` and
-`firmware_export.lut.compress_lut`; `tinyprune.outputs.write_prune_outputs` writes the folder.
+`firmware_export.compress.compress_model` (`--compress prune|lut|auto`); `tinyprune.outputs.write_prune_outputs` writes the folder.
 This module parses options, calls those in order and prints the report. Its flash accounting
 shows the dense int8 bytes of every model it writes next to the bytes after compression, so a
 mask that saves nothing on the device is shown as saving nothing.
@@ -24,10 +24,12 @@ import numpy as np
 
 from tinyprune.errors import ConfigError
 
-SPARSITY_ONLY_NOTE = ("tfmot masks weights: the int8 .tflite of a sparse model has the dense size; "
-                      "TFLM has no sparse kernels, so sparsity alone saves no flash")
-PQAT_LUT_NOTE = ("--pqat applies to model_int8.tflite; the LUT model is clustered from the pruned float model "
-                 "and converted post-training")
+SPARSITY_ONLY_NOTE = ("tfmot masks weights: the int8 .tflite of a sparse model has the dense size; TFLM has no "
+                      "sparse kernels, so sparsity saves flash only when the weights are stored compressed "
+                      "(--compress prune: TFLM's DECODE rebuilds them in the arena)")
+PRUNE_BREAK_EVEN = 1 / 8  # PRUNE stores 1 mask bit per int8 weight (firmware_export.tflm_prune)
+PQAT_LUT_NOTE = ("--pqat applies to model_int8.tflite; the clustered (LUT) model is clustered from the pruned "
+                 "float model and converted post-training")
 MODE_NOTE = ("model pruning: strip_pruning made the zeros permanent in model.h5 (no tfmot wrappers); "
              "the masks were ephemeral (wrappers) only during fine-tuning")
 
@@ -49,7 +51,8 @@ class FlashRow:
 
 
 def parse_options(opts: dict[str, Any]):
-    """Check every option that needs no model; returns (PruneOptions, compress bits or None)."""
+    """Check every option that needs no model; returns (PruneOptions, compression method, LUT bits)."""
+    from firmware_export.compress import check_method
     from firmware_export.lut import check_bits
     from tinyprune.magnitude import PruneOptions, Schedule, parse_block_size, parse_layer_targets, parse_m_by_n
 
@@ -60,12 +63,15 @@ def parse_options(opts: dict[str, Any]):
                         end_step=int(opts["end_step"] if opts.get("end_step") is not None else -1),
                         frequency=opts.get("frequency"), power=float(opts.get("power") or 3.0))
     schedule.validate()
-    bits = None
-    if (opts.get("compress") or "none") == "lut":
-        bits = int(opts.get("bits") or 4)
-        check_bits(bits)
-    elif opts.get("bits") not in (None, 4):
-        check_bits(int(opts["bits"]))
+    method = opts.get("compress") or "none"
+    bits = int(opts["bits"]) if opts.get("bits") is not None else 4
+    check_bits(bits)
+    if method != "none":
+        check_method(method, bits)
+    if method == "prune" and schedule.final_sparsity <= PRUNE_BREAK_EVEN and not opts.get("layer_sparsity") \
+            and not opts.get("sparsity_config"):
+        raise ConfigError(f"--compress prune saves flash only above {PRUNE_BREAK_EVEN:.1%} sparsity (the mask costs "
+                          f"1 bit per weight); got --sparsity {schedule.final_sparsity}")
     if not opts.get("data"):
         raise ConfigError("magnitude pruning fine-tunes the model: give --data (digits or a .npz)")
     if int(opts.get("epochs") or 0) < 1:
@@ -77,7 +83,7 @@ def parse_options(opts: dict[str, Any]):
                                                              opts.get("sparsity_config")),
                            m_by_n=parse_m_by_n(opts.get("m_by_n")), block_size=parse_block_size(opts.get("block_size")),
                            pqat=bool(opts.get("pqat")), tensorboard_dir=opts.get("tensorboard"))
-    return options, bits
+    return options, method, bits
 
 
 def _tflm_accuracy(tflite: bytes, ds) -> tuple[float | None, np.ndarray]:
@@ -102,7 +108,7 @@ def handle(opts: dict[str, Any]) -> None:
 
     from firmware_export.files import check_writable
 
-    options, bits = parse_options(opts)
+    options, method, bits = parse_options(opts)
     check_writable(Path(opts["output"]), bool(opts.get("force")))
     quiet = bool(opts.get("quiet")) or bool(opts.get("as_json"))
     console = Console(stderr=bool(opts.get("as_json")))  # --quiet only hides progress bars (see cli/prune.py)
@@ -143,12 +149,13 @@ def handle(opts: dict[str, Any]) -> None:
         "int8_bytes": len(int8), "arena_bytes_host": int8_arena.host_bytes,
         "arena_bytes_target32": int8_arena.target_bytes, "notes": [SPARSITY_ONLY_NOTE],
     }
-    if bits is not None and options.pqat:
+    if method not in ("none", "prune") and options.pqat:
         report["notes"].append(PQAT_LUT_NOTE)
-    if bits is not None:
-        report["compression"], lut_rows, lut_files = _compress(result.model, ds, bits, epochs, batch, quiet)
-        rows += lut_rows
-        extra.update(lut_files)
+    if method != "none":
+        report["compression"], comp_rows, comp_files = _compress(result.model, int8, ds, method, bits, epochs,
+                                                                 batch, quiet)
+        rows += comp_rows
+        extra.update(comp_files)
     report["flash"] = [{**asdict(r), "flash_fraction": round(r.flash_fraction, 4)} for r in rows]
     outputs = write_prune_outputs(opts["output"], result.model, report, force=bool(opts.get("force")),
                                   extra_files=extra)
@@ -158,28 +165,45 @@ def handle(opts: dict[str, Any]) -> None:
         print_report(console, report, rows, outputs.folder)
 
 
-def _compress(model, ds, bits: int, epochs: int, batch: int, quiet: bool):
-    from firmware_export.lut import EXPERIMENTAL_NOTE, compress_lut
-    from tinyprune.clustering import cluster_model
-    from tinyprune.quantize import quantize_int8
+COMPRESSED_FILE = {"lut": "model_int8_lut.tflite", "prune": "model_int8_prune.tflite",
+                   "auto": "model_int8_compressed.tflite"}
 
-    clustered = cluster_model(model, ds, bits=bits, epochs=epochs, batch_size=batch, quiet=quiet)
-    cl_int8 = quantize_int8(clustered.model, ds.x_train)
-    lut = compress_lut(cl_int8, bits)
-    cl_acc, cl_out = _tflm_accuracy(cl_int8, ds)
-    lut_acc, lut_out = _tflm_accuracy(lut.data, ds)
-    rows = [FlashRow(f"clustered {2 ** bits}/ch", "model_int8_clustered.tflite", len(cl_int8),
-                     len(cl_int8), lut.dense_arena.target_bytes, cl_acc),
-            FlashRow(f"LUT {bits}-bit", "model_int8_lut.tflite", len(cl_int8), lut.compressed_bytes,
-                     lut.compressed_arena.target_bytes, lut_acc)]
-    info = {**lut.to_dict(), "clustered_layers": clustered.clustered, "not_clustered": clustered.skipped,
-            "values_per_channel": clustered.values_per_channel,
-            "sparsity_after_clustering": {k: round(v, 4) for k, v in clustered.sparsity.items()},
-            "accuracy_clustered_keras": clustered.accuracy, "accuracy_clustered_int8_tflm": cl_acc,
-            "accuracy_lut_tflm": lut_acc, "lut_outputs_identical_to_clustered": bool(np.array_equal(cl_out, lut_out)),
-            "experimental": EXPERIMENTAL_NOTE}
-    files = {"model_clustered.h5": _h5_bytes(clustered.model), "model_int8_clustered.tflite": cl_int8,
-             "model_int8_lut.tflite": lut.data}
+
+def _compress(model, int8: bytes, ds, method: str, bits: int, epochs: int, batch: int, quiet: bool):
+    """Compress for TFLM's DECODE: PRUNE straight from the pruned int8 model (lossless); LUT and
+    auto from a copy clustered to 2^bits values per channel. Returns (report, rows, files)."""
+    from firmware_export.compress import EXPERIMENTAL_NOTE, compress_model
+
+    info: dict[str, Any] = {}
+    rows: list[FlashRow] = []
+    files: dict[str, bytes] = {}
+    source, source_file = int8, "model_int8.tflite"
+    if method != "prune":
+        from tinyprune.clustering import cluster_model
+        from tinyprune.quantize import quantize_int8
+
+        clustered = cluster_model(model, ds, bits=bits, epochs=epochs, batch_size=batch, quiet=quiet)
+        source, source_file = quantize_int8(clustered.model, ds.x_train), "model_int8_clustered.tflite"
+        info.update({"clustered_layers": clustered.clustered, "not_clustered": clustered.skipped,
+                     "values_per_channel": clustered.values_per_channel,
+                     "sparsity_after_clustering": {k: round(v, 4) for k, v in clustered.sparsity.items()},
+                     "accuracy_clustered_keras": clustered.accuracy})
+        files["model_clustered.h5"] = _h5_bytes(clustered.model)
+        files[source_file] = source
+    comp = compress_model(source, method, bits)
+    src_acc, src_out = _tflm_accuracy(source, ds)
+    comp_acc, comp_out = _tflm_accuracy(comp.data, ds)
+    if method != "prune":
+        rows.append(FlashRow(f"clustered {2 ** bits}/ch", source_file, len(source), len(source),
+                             comp.dense_arena.target_bytes, src_acc))
+    label = {"lut": f"LUT {bits}-bit", "prune": "PRUNE (mask + non-zeros)", "auto": f"LUT {bits}-bit / PRUNE"}[method]
+    rows.append(FlashRow(label, COMPRESSED_FILE[method], len(source), comp.compressed_bytes,
+                         comp.compressed_arena.target_bytes, comp_acc))
+    files[COMPRESSED_FILE[method]] = comp.data
+    info.update({**comp.to_dict(), "compressed_from": source_file, "accuracy_uncompressed_tflm": src_acc,
+                 "accuracy_compressed_tflm": comp_acc,
+                 "outputs_identical_to_uncompressed": bool(np.array_equal(src_out, comp_out)),
+                 "experimental": EXPERIMENTAL_NOTE})
     return info, rows, files
 
 
@@ -220,9 +244,14 @@ def print_report(console, report: dict, rows: list[FlashRow], folder: Path) -> N
     comp = report.get("compression")
     if comp:
         extra = comp["extra_arena_bytes_target32"]
-        console.print(f"LUT: {comp['dense_int8_bytes']:,} B -> {comp['compressed_bytes']:,} B "
+        formats = " + ".join(f.upper() for f in comp["formats_used"])
+        console.print(f"{formats}: {comp['dense_int8_bytes']:,} B -> {comp['compressed_bytes']:,} B "
                       f"(saves {comp['saved_bytes']:,} B); the decoded tensors need {extra:,} B more arena")
-        console.print(f"LUT outputs identical to the clustered int8 model in TFLM: "
-                      f"{comp['lut_outputs_identical_to_clustered']}")
+        for t in comp["tensors"]:
+            how = t["method"].upper() if t["method"] else f"plain int8 ({t['reason']})"
+            console.print(f"  {t['name']}: {t['sparsity']:.0%} zeros, {t['dense_bytes']:,} B -> "
+                          f"{t['encoded_bytes']:,} B {how}")
+        console.print(f"outputs identical to {comp['compressed_from']} in TFLM: "
+                      f"{comp['outputs_identical_to_uncompressed']}")
         console.print(f"[bold yellow]warning:[/] {comp['experimental']}")
     console.print(f"wrote {folder}/")
