@@ -145,5 +145,6 @@ def _print_summary(r: RunResult, console: Console) -> None:
     t.add_row("output", str(r.output_dir))
     console.print(t)
     console.print("[yellow]note:[/] magnitude pruning masks weights to zero; the int8 .tflite keeps every "
-                  "weight, so flash does not shrink. Structured removal (--method structured) or TFLM LUT "
-                  "compression (--compress lut) is what saves flash.")
+                  "weight, so flash does not shrink. Structured removal (--method structured) or storing the "
+                  "weights in a form TFLM decodes (tinyprune compress, or prune --compress prune|lut|auto) is "
+                  "what saves flash.")
