@@ -139,3 +139,17 @@ def test_clustering_survives_an_all_zero_channel(digits):
     result = cluster_model(model, digits, bits=2, epochs=1, batch_size=64, quiet=True)
     assert result.clustered["conv"] == "per-tensor" and result.fits
     assert np.all(result.model.get_layer("conv").kernel.numpy()[..., 3] == 0)
+
+
+def test_auto_on_a_clustered_sparse_model_is_no_larger_than_either_format(clustered_digits, digits):
+    """80% sparse + 16 values per channel: auto picks per tensor, and the decoded outputs stay identical."""
+    from firmware_export.compress import compress_model
+    from firmware_export.tflm import run
+
+    _, int8 = clustered_digits
+    auto = compress_model(int8, "auto", BITS)
+    lut = compress_model(int8, "lut", BITS, measure=False)
+    prune = compress_model(int8, "prune", measure=False)
+    assert auto.compressed_bytes <= min(lut.compressed_bytes, prune.compressed_bytes)
+    assert "prune" in auto.to_dict()["formats_used"]  # at 80% sparsity the mask beats 4-bit indices
+    assert np.array_equal(run(auto.data, digits.x_val), run(int8, digits.x_val))
