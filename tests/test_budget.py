@@ -197,6 +197,9 @@ def test_budget_with_structured_only_options_is_refused(tmp_path):
     (["--flash-budget", "ten KB"], "cannot read flash budget"),
     (["--latency-budget", "5ms"], "needs a board"),
     (["--flash-budget", "50%", "--ignore", "no_such_layer"], "no layer named no_such_layer"),
+    (["--margin", "0.1"], "--margin applies only with a budget"),
+    (["--method", "structured", "--ratio", "0.5", "--allow-compress", "--boards-file", "b.toml"],
+     "--boards-file, --allow-compress apply only with a budget"),
 ])
 def test_budget_bad_input_exits_2(tmp_path, args, expect):
     out = tmp_path / "out"

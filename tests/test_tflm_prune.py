@@ -176,3 +176,68 @@ def test_cli_compress_bad_input_one_line_exit_2(demo_int8, tmp_path):
         assert line.startswith("error:") and words in line, (args, line)
     assert exists.read_bytes() == b"keep me"
     assert not any((tmp_path / n).exists() for n in ("a.tflite", "b.tflite", "c.tflite", "d.tflite"))
+
+
+# ------------------------------------------------------------------ found in review
+
+def test_encoded_tensors_carry_no_stale_quantization(demo_int8):
+    """The editor kept each encoded UINT8 tensor's per-channel scales; they are dead bytes in flash."""
+    from firmware_export.compress import compress_model
+    from firmware_export.tflite_model import parse_tflite
+
+    comp = compress_model(_sparsify(demo_int8.read_bytes(), 0.8), "prune", measure=False)
+    model = parse_tflite(comp.data)
+    decode_inputs = {i for op in model.operators if op.name == "TFLM_DECODE" for i in op.inputs}
+    assert decode_inputs
+    for i in decode_inputs:
+        assert model.tensors[i].dtype == "UINT8" and model.tensors[i].scale == (), model.tensors[i].name
+    decoded = {o for op in model.operators if op.name == "TFLM_DECODE" for o in op.outputs}
+    assert all(len(model.tensors[o].scale) > 1 for o in decoded)  # the decoders read these
+
+
+def test_a_buffer_shared_with_an_uncompressed_tensor_is_reported_uncompressed(demo_int8):
+    from tflite_micro.tensorflow.lite.micro.compression import model_editor
+
+    from firmware_export.compress import _filter_tensors, compress_model, read_model
+    from tinyprune.errors import ConfigError
+
+    model = read_model(_sparsify(demo_int8.read_bytes(), 0.8))
+    sg = model.subgraphs[0]
+    for _, _, t in list(_filter_tensors(model)):  # as when a converter dedups an identical constant
+        alias = model_editor.Tensor(shape=t.shape, dtype=t.dtype, buffer=t.buffer, quantization=t.quantization,
+                                    name=f"{t.name}_alias")
+        sg.tensors.append(alias)
+        sg.outputs.append(alias)
+    with pytest.raises(ConfigError, match="shares its buffer"):
+        compress_model(bytes(model.build()), "prune", measure=False)
+
+
+def test_non_int8_weights_are_skipped_with_a_reason(demo_int8):
+    from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as schema
+
+    from firmware_export.compress import _filter_tensors, plan, read_model
+
+    model = read_model(_sparsify(demo_int8.read_bytes(), 0.8))
+    fc = [t for _, op, t in _filter_tensors(model) if op == "FULLY_CONNECTED"][-1]
+    a = np.clip(fc.array, -8, 7).astype(np.int8).reshape(-1)
+    fc.dtype = schema.TensorType.INT4
+    fc.buffer.data = ((a[0::2] & 0xF) | ((a[1::2] & 0xF) << 4)).astype(np.uint8).tobytes()
+    plans = plan(bytes(model.build()), "prune")
+    int4 = [p for p in plans if "INT4" in p.reason]
+    assert len(int4) == 1 and int4[0].method is None
+    assert any(p.method == "prune" for p in plans)
+
+
+def test_a_layout_the_decoders_reject_is_left_alone():
+    """One scale on the last axis (a 1-channel depthwise filter): TFLM's LUT and PRUNE decoders both refuse it."""
+    from tflite_micro.tensorflow.lite.micro.compression import model_editor as me
+    from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as schema
+
+    from firmware_export.compress import _plan_tensor
+
+    arr = np.random.default_rng(0).choice(np.array([-3, 0, 5, 9], np.int8), size=(1, 40, 40, 1))
+    t = me.Tensor(shape=arr.shape, dtype=schema.TensorType.INT8, data=arr.tobytes(), name="dw",
+                  quantization=me.Quantization(scales=[0.1], zero_points=[0], axis=3))
+    for method in ("prune", "lut", "auto"):
+        p = _plan_tensor(t, "DEPTHWISE_CONV_2D", 0, method, 4)
+        assert p.method is None and "axis" in p.reason, (method, p)

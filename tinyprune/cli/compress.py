@@ -30,12 +30,16 @@ def compress(model: str, output: str, method: str, bits: int, force: bool, as_js
     from firmware_export.compress import check_method, compress_model, same_outputs
     from firmware_export.files import check_writable, write_bytes
     from firmware_export.tflite_model import read_tflite
+    from tinyprune.errors import TflmError
 
     check_method(method, bits)
     check_writable(Path(output), force)
     data = read_tflite(model).data
     result = compress_model(data, method, bits)
     identical = same_outputs(data, result.data)
+    if not identical:
+        raise TflmError("the compressed model's TFLM outputs differ from the original's on random inputs; "
+                        "nothing was written (please report this model)")
     write_bytes(Path(output), result.data, force=force)
     report = {**result.to_dict(), "input": model, "output": output, "outputs_identical_on_random_inputs": identical}
     if as_json:
@@ -59,7 +63,7 @@ def compress(model: str, output: str, method: str, bits: int, force: bool, as_js
     console.print(f"flash: {result.dense_bytes:,} B -> {result.compressed_bytes:,} B ({result.flash_fraction:.1%}); "
                   f"arena (32-bit): {result.dense_arena.target_bytes:,} B -> {result.compressed_arena.target_bytes:,} B "
                   f"(+{result.extra_arena_bytes:,} B for the decoded weights)")
-    console.print(f"outputs identical in TFLM on random inputs: {identical}")
+    console.print("outputs identical in TFLM on random inputs: yes (checked before writing)")
     console.print(f"[bold yellow]warning:[/] {report['note']}")
     console.print(f"wrote {output}")
 

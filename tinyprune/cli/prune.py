@@ -12,6 +12,8 @@ import importlib
 
 import click
 
+from tinyprune.errors import ConfigError
+
 # method -> handler module
 HANDLERS = {
     "magnitude": "tinyprune.cli.prune_magnitude",
@@ -25,6 +27,7 @@ HANDLERS = {
 }
 BUDGET_HANDLER = "tinyprune.cli.prune_budget"
 BUDGET_OPTIONS = ("flash_budget", "ram_budget", "latency_budget", "board")
+BUDGET_ONLY = {"margin": "--margin", "boards_file": "--boards-file", "allow_compress": "--allow-compress"}
 
 
 @click.command("prune")
@@ -89,6 +92,11 @@ def prune(**opts) -> None:
     if any(opts.get(k) for k in BUDGET_OPTIONS):
         module = BUDGET_HANDLER
     else:
+        unused = [flag for key, flag in BUDGET_ONLY.items() if opts.get(key)]
+        if unused:
+            verb = "applies" if len(unused) == 1 else "apply"
+            raise ConfigError(f"{', '.join(unused)} {verb} only with a budget (--flash-budget, --ram-budget, "
+                              "--latency-budget or --board); remove it or add a budget")
         module = HANDLERS[opts["method"]]
     try:
         handler = importlib.import_module(module)

@@ -152,10 +152,14 @@ def handle(opts: dict[str, Any]) -> None:
     if method not in ("none", "prune") and options.pqat:
         report["notes"].append(PQAT_LUT_NOTE)
     if method != "none":
-        report["compression"], comp_rows, comp_files = _compress(result.model, int8, ds, method, bits, epochs,
-                                                                 batch, quiet)
-        rows += comp_rows
-        extra.update(comp_files)
+        try:
+            report["compression"], comp_rows, comp_files = _compress(result.model, int8, ds, method, bits, epochs,
+                                                                     batch, quiet)
+        except ConfigError as e:  # nothing worth compressing: keep the fine-tuned model, say why
+            report["compression"] = {"method": f"tflm-{method}", "skipped": str(e)}
+        else:
+            rows += comp_rows
+            extra.update(comp_files)
     report["flash"] = [{**asdict(r), "flash_fraction": round(r.flash_fraction, 4)} for r in rows]
     outputs = write_prune_outputs(opts["output"], result.model, report, force=bool(opts.get("force")),
                                   extra_files=extra)
@@ -242,7 +246,9 @@ def print_report(console, report: dict, rows: list[FlashRow], folder: Path) -> N
     for note in report["notes"] + [report["pruning_mode_note"]]:
         console.print(f"[dim]note:[/] {note}")
     comp = report.get("compression")
-    if comp:
+    if comp and "skipped" in comp:
+        console.print(f"[bold yellow]compression skipped:[/] {comp['skipped']}")
+    elif comp:
         extra = comp["extra_arena_bytes_target32"]
         formats = " + ".join(f.upper() for f in comp["formats_used"])
         console.print(f"{formats}: {comp['dense_int8_bytes']:,} B -> {comp['compressed_bytes']:,} B "
