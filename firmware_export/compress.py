@@ -55,6 +55,7 @@ EXPERIMENTAL_NOTE = ("DECODE (LUT / PRUNE) decompression is experimental on Cort
 # if its payload saves more than this bound.
 DECODE_OVERHEAD_BYTES = 600
 
+ONLY_INT8 = "only INT8 is compressed"
 _FILTER_INPUT = 1  # the filter is input 1 of each op below (TFLite builtin op definitions)
 
 
@@ -198,7 +199,7 @@ def _plan_tensor(t, opname: str, subgraph: int, method: str, bits: int) -> Tenso
     shape = tuple(int(d) for d in t.shape)
     if t.dtype != schema.TensorType.INT8:
         kind = next((k for k, v in vars(schema.TensorType).items() if v == t.dtype), str(t.dtype))
-        return _plain(t, opname, subgraph, shape, len(t.buffer.data), f"{kind} weights; only INT8 is compressed")
+        return _plain(t, opname, subgraph, shape, len(t.buffer.data), f"{kind} weights; {ONLY_INT8}")
     try:
         arr = t.array
     except ValueError as e:  # data that does not fill the tensor's shape
@@ -330,8 +331,10 @@ def _as_inserted(p: TensorPlan, encoded: dict) -> TensorPlan:
 def _nothing_to_compress(plans: list[TensorPlan], method: str, bits: int) -> str:
     if not plans:
         return "the model has no constant weight tensors to compress"
-    if all(p.channels == 0 for p in plans):
+    if all(p.reason.endswith(ONLY_INT8) for p in plans):
         return f"the model's weights are not int8 ({plans[0].reason}); convert it to int8 first"
+    if all(p.channels == 0 for p in plans):  # every tensor was ruled out before sizing (see _plain)
+        return f"no weight tensor can be compressed: {'; '.join(sorted({p.reason for p in plans}))}"
     shared = [p for p in plans if p.reason.startswith("buffer shared")]
     if shared:
         return f"every compressible weight tensor shares its buffer with an uncompressed one ({shared[0].name})"

@@ -241,3 +241,8 @@ def test_a_layout_the_decoders_reject_is_left_alone():
     for method in ("prune", "lut", "auto"):
         p = _plan_tensor(t, "DEPTHWISE_CONV_2D", 0, method, 4)
         assert p.method is None and "axis" in p.reason, (method, p)
+    from firmware_export.compress import _nothing_to_compress
+
+    # the message names the real reason, not "not int8" or "not sparse"
+    assert _nothing_to_compress([p], "auto", 4) == ("no weight tensor can be compressed: quantization axis the "
+                                                    "DECODE kernels do not accept")
