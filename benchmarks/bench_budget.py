@@ -49,7 +49,7 @@ def build_cnn(keras):
 
 
 def mnist(n_train: int):
-    from tinyprune.data import Dataset
+    from tinyprune.load.data import Dataset
 
     tr, te = np.load(SHARED / "mnist" / "mnist_train.npz"), np.load(SHARED / "mnist" / "mnist_test.npz")
     x_tr = (tr["x"][:n_train].astype(np.float32) / 255.0)[..., None]
@@ -67,8 +67,8 @@ def tflm_accuracy(tflite: bytes, ds) -> float:
 def uniform_baseline(model, ds, budget_bytes: float, epochs: int, predictor, graph):
     """Smallest uniform ratio whose predicted bytes meet the budget, pruned by L1, fine-tuned."""
     from tinyprune import training
-    from tinyprune.quantize import quantize_int8
-    from tinyprune.structured.pruner import prune_structured, round_keep
+    from tinyprune.quantize.int8 import quantize_int8
+    from tinyprune.prune.structured.pruner import prune_structured, round_keep
 
     def keep_at(r):
         return {g.id: round_keep(g.channels * (1 - r), g.channels, 1, g.min_keep) for g in graph.groups if g.prunable}
@@ -94,8 +94,8 @@ def uniform_baseline(model, ds, budget_bytes: float, epochs: int, predictor, gra
 
 
 def magnitude_baseline(model, ds, sparsity: float, epochs: int):
-    from tinyprune.magnitude import Schedule, prune_magnitude
-    from tinyprune.quantize import quantize_int8
+    from tinyprune.prune.magnitude import Schedule, prune_magnitude
+    from tinyprune.quantize.int8 import quantize_int8
 
     res = prune_magnitude(model, ds, Schedule("polynomial", 0.0, sparsity), epochs=epochs, batch_size=128)
     return quantize_int8(res.model, ds.x_train, 300)
@@ -113,10 +113,10 @@ def main() -> None:
 
     from firmware_export.tflm import measure_arena
     from tinyprune import training
-    from tinyprune.budget_search import prune_for_budget
-    from tinyprune.predictor import SizePredictor
-    from tinyprune.quantize import quantize_int8
-    from tinyprune.structured.dependency import build_graph
+    from tinyprune.budget.search import prune_for_budget
+    from tinyprune.budget.predictor import SizePredictor
+    from tinyprune.quantize.int8 import quantize_int8
+    from tinyprune.prune.structured.dependency import build_graph
     from tinyprune.tfsetup import keras
 
     console = Console(stderr=True)
@@ -140,7 +140,7 @@ def main() -> None:
             frac = float(b.rstrip("%")) / 100
             limit = frac * len(dense_tfl)
             t = time.perf_counter()
-            r = prune_for_budget(model, ds, work / f"search_{b}", flash=b, epochs=args.epochs, batch_size=128,
+            r = prune_for_budget(model, ds, work / f"search_{b}", flash_budget=b, epochs=args.epochs, batch_size=128,
                                  console=console, quiet=True)
             search_s = time.perf_counter() - t
             t = time.perf_counter()
@@ -167,8 +167,8 @@ def main() -> None:
                   f"{us:.0f} | {ms:.0f} |")
 
     if not args.skip_resnet:
-        from tinyprune.data import Dataset
-        from tinyprune.loading import load_model
+        from tinyprune.load.data import Dataset
+        from tinyprune.load.model import load_model
 
         model = load_model(SHARED / "mlperf_tiny" / "pretrainedResnet.h5")
         rng = np.random.default_rng(0)
@@ -176,7 +176,7 @@ def main() -> None:
         y = model.predict(x, batch_size=256, verbose=0).argmax(1).astype(np.int64)
         ds = Dataset("noise-labelled-by-resnet", x[:3200], y[:3200], x[3200:], y[3200:])
         t = time.perf_counter()
-        r = prune_for_budget(model, ds, work / "resnet_48KB", flash="48KB", epochs=args.epochs, batch_size=64,
+        r = prune_for_budget(model, ds, work / "resnet_48KB", flash_budget="48KB", epochs=args.epochs, batch_size=64,
                              console=console, quiet=True)
         s = time.perf_counter() - t
         print(f"\nResNet-8 (pretrainedResnet.h5) to a 48 KB flash budget: original {r.original['int8_bytes']:,} B "

@@ -32,7 +32,7 @@ METHODS = ["random", "magnitude", "snip", "grasp", "synflow"]
 
 
 def load_mnist(train_size: int):
-    from tinyprune.data import Dataset
+    from tinyprune.load.data import Dataset
 
     tr, te = np.load(MNIST / "mnist_train.npz"), np.load(MNIST / "mnist_test.npz")
     rng = np.random.default_rng(0)
@@ -66,8 +66,8 @@ def build_cnn(seed: int):
 
 
 def run_init(method: str, rho: float, ds, args) -> dict:
-    from tinyprune import masks as masklib
-    from tinyprune.init_pruning import prune_at_init, scoring_batch
+    from tinyprune.prune.at_init import masks as masklib
+    from tinyprune.prune.at_init.pruner import prune_at_init, scoring_batch
 
     model = build_cnn(args.seed)
     x, y = scoring_batch(ds.x_train, ds.y_train)
@@ -80,8 +80,8 @@ def run_init(method: str, rho: float, ds, args) -> dict:
 
 
 def run_imp(rho: float, ds, args) -> dict:
-    from tinyprune import masks as masklib
-    from tinyprune.lottery import lottery_ticket
+    from tinyprune.prune.at_init import masks as masklib
+    from tinyprune.prune.at_init.lottery import lottery_ticket
 
     model = build_cnn(args.seed)
     t0 = time.perf_counter()
@@ -102,7 +102,7 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="only 10^1 and 10^2.5, no IMP")
     args = ap.parse_args()
 
-    from tinyprune import masks as masklib
+    from tinyprune.prune.at_init import masks as masklib
     from tinyprune.tfsetup import keras, tf
 
     keras.utils.set_random_seed(args.seed)  # data order and dropout; the weights come from build_cnn(seed)

@@ -84,10 +84,10 @@ def main() -> int:
     t0 = time.time()
     from firmware_export.tflm import measure_arena
     from tinyprune import training
-    from tinyprune.clustering import cluster_model
-    from tinyprune.data import Dataset
-    from tinyprune.magnitude import Schedule, prune_magnitude
-    from tinyprune.quantize import quantize_int8
+    from tinyprune.prune.clustering import cluster_model
+    from tinyprune.load.data import Dataset
+    from tinyprune.prune.magnitude import Schedule, prune_magnitude
+    from tinyprune.quantize.int8 import quantize_int8
     from tinyprune.tfsetup import keras, tf
 
     tf.random.set_seed(SEED)

@@ -37,9 +37,9 @@ def main() -> None:
     t_import = time.perf_counter() - t0
 
     from firmware_export import tflm
-    from tinyprune.loading import load_model
-    from tinyprune.quantize import quantize_int8
-    from tinyprune.structured import build_graph, prune_structured
+    from tinyprune.load.model import load_model
+    from tinyprune.quantize.int8 import quantize_int8
+    from tinyprune.prune.structured import build_graph, prune_structured
 
     rows = []
     for name in MODELS:

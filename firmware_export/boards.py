@@ -18,7 +18,7 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
-from tinyprune.errors import BoardError, ConfigError, InputFileError
+from firmware_export.errors import BoardError, ConfigError, InputFileError
 
 BOARDS_FILE = Path(__file__).with_name("boards.toml")
 

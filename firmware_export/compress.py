@@ -4,7 +4,7 @@ TFLM's DECODE operator rebuilds a constant tensor in the arena just before the l
 it. Two of its formats are usable here:
 
 * LUT (`firmware_export.lut`): k-bit indices into one small value table per channel. Needs the
-  tensor clustered to at most 2^k values per channel (`tinyprune.clustering`). Costs k/8 of the
+  tensor clustered to at most 2^k values per channel (`tinyprune.prune.clustering`). Costs k/8 of the
   int8 bytes whatever the sparsity.
 * PRUNE (`firmware_export.tflm_prune`): a 1-bit-per-element mask plus the non-zero values. Needs
   no clustering and is lossless; costs 1/8 + (1 - sparsity) of the int8 bytes. This is the form
@@ -40,7 +40,7 @@ import numpy as np
 
 from firmware_export import lut, tflm_prune
 from firmware_export.tflm import ArenaReport, measure_arena
-from tinyprune.errors import ConfigError, TfliteFormatError
+from firmware_export.errors import ConfigError, TfliteFormatError
 
 METHODS = ("lut", "prune", "auto")
 
@@ -341,7 +341,7 @@ def _nothing_to_compress(plans: list[TensorPlan], method: str, bits: int) -> str
     if method == "lut":
         worst = max(p.max_values for p in plans)
         return (f"no weight tensor has at most {2 ** bits} values per channel (up to {worst} found); "
-                "cluster the model first (tinyprune.clustering.cluster_model) or use more bits")
+                "cluster the model first (tinyprune.prune.clustering.cluster_model) or use more bits")
     most = max(p.sparsity for p in plans)
     hint = "prune it first (tinyprune prune --method magnitude)"
     if method == "auto":

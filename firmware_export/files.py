@@ -13,7 +13,7 @@ import tempfile
 from pathlib import Path
 from typing import Iterator
 
-from tinyprune.errors import OutputExistsError
+from firmware_export.errors import OutputExistsError
 
 
 def _umask() -> int:

@@ -16,7 +16,7 @@ from firmware_export import ops as ops_mod
 from firmware_export import tflm
 from firmware_export.costmodel import op_macs
 from firmware_export.tflite_model import TfliteModel, parse_tflite, read_tflite
-from tinyprune.errors import TflmError
+from firmware_export.errors import TflmError
 
 
 @dataclass(frozen=True)

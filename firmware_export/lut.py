@@ -1,7 +1,7 @@
 """TFLM look-up-table (LUT) compression: the arithmetic of k-bit indices into per-channel tables.
 
 A weight tensor whose every output channel holds at most 2^k distinct int8 values (for example
-after weight clustering, see `tinyprune.clustering`) can be stored as k-bit indices plus one small
+after weight clustering, see `tinyprune.prune.clustering`) can be stored as k-bit indices plus one small
 value table per channel. The `tflite_micro.compression` package encodes that form (its
 `LutCompressor`) and TFLM's DECODE operator rebuilds the int8 weights in the arena; the decoded
 weights are bit-identical to the uncompressed ones.
@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tinyprune.errors import ConfigError
+from firmware_export.errors import ConfigError
 
 MIN_BITS, MAX_BITS = 2, 7  # tinyprune's range; the DCM bitwidth field allows 1..7 (compression/lut.py)
 DCM_HEADER_BYTES = 16  # DecodeCommonMetadata header in each ancillary tensor (compression/decode.py)

@@ -18,7 +18,7 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
-from tinyprune.errors import TfliteFormatError, TflmError
+from firmware_export.errors import TfliteFormatError, TflmError
 from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as schema
 
 OPS_TABLE = Path(__file__).with_name("tflm_ops.toml")

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from tinyprune.errors import InputFileError, TfliteFormatError
+from firmware_export.errors import InputFileError, TfliteFormatError
 from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as schema
 
 _TFLITE_IDENTIFIER = b"TFL3"  # file identifier at bytes 4..8 of every .tflite

@@ -34,7 +34,7 @@ from typing import Iterator
 
 import numpy as np
 
-from tinyprune.errors import TflmError
+from firmware_export.errors import TflmError
 
 ARENA_ALIGNMENT = 16  # TFLM requires a 16-byte aligned arena (MicroArenaBufferAlignment)
 PROBE_TIMEOUT_S = 30  # a probe allocates once (milliseconds); far longer means the child hung

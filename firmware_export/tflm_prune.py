@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tinyprune.errors import ConfigError
+from firmware_export.errors import ConfigError
 
 from firmware_export.lut import DCM_HEADER_BYTES
 PRUNE_FORMAT_VERSION = 1  # checked by DecodeStatePrune::Setup at DCM byte 4

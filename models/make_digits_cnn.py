@@ -3,7 +3,7 @@
 A small CNN for scikit-learn's 8x8 digits (bundled with scikit-learn, no download):
 Conv-BN-ReLU x2, max-pool, Conv-ReLU, Flatten, Dense-ReLU, Dropout, Dense-softmax
 (about 30k parameters, about 40 KB as int8). Trained for 40 epochs with Adam on the
-80% training split that `tinyprune.data.load_digits()` makes; seeds fixed.
+80% training split that `tinyprune.load.data.load_digits()` makes; seeds fixed.
 
 Run from the repository root:  .venv/bin/python models/make_digits_cnn.py
 """
@@ -15,7 +15,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tinyprune.data import load_digits  # noqa: E402
+from tinyprune.load.data import load_digits  # noqa: E402
 from tinyprune.tfsetup import keras, tf  # noqa: E402
 
 OUT = Path(__file__).with_name("digits_cnn.h5")

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
-import numpy as np
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("TINYPRUNE_SHARED_DATA", ROOT.parent / "shared" / "data"))
-DEMO_MODEL = ROOT / "models" / "digits_cnn.h5"
+from tests.helpers import DEMO_MODEL, SHARED
+
+# The suite never reads or writes the user's real cache (~/.cache/tinyprune): one fresh folder
+# per test session, inherited by every CLI subprocess.
+os.environ["TINYPRUNE_CACHE"] = tempfile.mkdtemp(prefix="tinyprune-test-cache-")
 
 
 @pytest.fixture(scope="session")
@@ -33,7 +35,7 @@ def mlperf_dir(shared_data: Path) -> Path:
 def mnist_train(shared_data):
     """MNIST's 60,000 training images from ../shared/data as a Dataset (x, y split 80/20),
     loaded once per session; skipped when the file is absent."""
-    from tinyprune.data import load_npz
+    from tinyprune.load.data import load_npz
 
     path = shared_data / "mnist" / "mnist_train.npz"
     if not path.is_file():
@@ -43,7 +45,7 @@ def mnist_train(shared_data):
 
 @pytest.fixture(scope="session")
 def digits():
-    from tinyprune.data import load_digits
+    from tinyprune.load.data import load_digits
 
     return load_digits()
 
@@ -56,31 +58,11 @@ def demo_model_path() -> Path:
 @pytest.fixture(scope="session")
 def demo_int8(tmp_path_factory, digits) -> Path:
     """The demo model converted to a full-int8 .tflite (built once per test session)."""
-    from tinyprune.loading import load_model
-    from tinyprune.quantize import quantize_int8
+    from tinyprune.load.model import load_model
+    from tinyprune.quantize.int8 import quantize_int8
 
     model = load_model(DEMO_MODEL)
     data = quantize_int8(model, digits.x_train, num_calibration=200)
     path = tmp_path_factory.mktemp("demo_int8") / "digits_int8.tflite"
     path.write_bytes(data)
     return path
-
-
-def run_cli(args: list[str]):
-    """Run the tinyprune CLI in a subprocess; returns CompletedProcess (text)."""
-    import subprocess
-    import sys
-
-    return subprocess.run([sys.executable, "-m", "tinyprune", *args], capture_output=True, text=True,
-                          cwd=ROOT, timeout=1800)
-
-
-def stderr_one_line(proc) -> str:
-    """Assert the process wrote exactly one non-empty line on stderr and return it."""
-    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
-    assert len(lines) == 1, f"expected one line on stderr, got:\n{proc.stderr}"
-    assert "Traceback" not in proc.stderr
-    return lines[0]
-
-
-__all__ = ["run_cli", "stderr_one_line", "np"]

@@ -1,6 +1,6 @@
 """`tinyprune prune MODEL --flash-budget/--ram-budget/--latency-budget/--board ...`.
 
-Thin wrapper over `tinyprune.budget_search.prune_for_budget`: loads the model and data,
+Thin wrapper over `tinyprune.budget.search.prune_for_budget`: loads the model and data,
 runs the search, prints the result (or JSON with --json).
 """
 
@@ -16,7 +16,7 @@ import click
 def handle(opts: dict) -> None:
     from rich.console import Console
 
-    from tinyprune.budget import check_request
+    from tinyprune.budget.limits import check_request
     from tinyprune.errors import ConfigError
 
     structured_only = [flag for flag, given in (("--ratio", opts["ratio"] is not None),
@@ -29,9 +29,9 @@ def handle(opts: dict) -> None:
     check_request(opts["flash_budget"], opts["ram_budget"], opts["latency_budget"], opts["board"],
                   opts["boards_file"], opts["margin"], opts["round_to"], bool(opts["data"]))
 
-    from tinyprune.budget_search import prune_for_budget  # imports TensorFlow: only after the checks
-    from tinyprune.data import load_data
-    from tinyprune.loading import load_model
+    from tinyprune.budget.search import prune_for_budget  # imports TensorFlow: only after the checks
+    from tinyprune.load.data import load_data
+    from tinyprune.load.model import load_model
 
     model = load_model(opts["model"], unsafe=opts["unsafe_load"])
     ds = load_data(opts["data"]).fit_to(model.input_shape) if opts["data"] else None
@@ -39,8 +39,8 @@ def handle(opts: dict) -> None:
     name = name if name[0].isalpha() else f"m_{name}"
     console = Console(stderr=opts["as_json"], quiet=opts["quiet"])
     result = prune_for_budget(
-        model, ds, opts["output"], flash=opts["flash_budget"], ram=opts["ram_budget"],
-        latency=opts["latency_budget"], board=opts["board"], boards_file=opts["boards_file"],
+        model, ds, opts["output"], flash_budget=opts["flash_budget"], ram_budget=opts["ram_budget"],
+        latency_budget=opts["latency_budget"], board=opts["board"], boards_file=opts["boards_file"],
         margin=opts["margin"], epochs=opts["epochs"], ignore=tuple(opts["ignore"]), batch_size=opts["batch_size"],
         importance=opts["importance"], round_to=opts["round_to"], name=name, force=opts["force"],
         quiet=opts["quiet"] or opts["as_json"], console=console, allow_compress=opts["allow_compress"],

@@ -1,6 +1,6 @@
 """`tinyprune prune --method synflow|snip|grasp|magnitude-init|random-init|imp`: pruning before training.
 
-Thin wrapper over `tinyprune.init_pruning.prune_at_init` and `tinyprune.lottery.lottery_ticket`.
+Thin wrapper over `tinyprune.prune.at_init.pruner.prune_at_init` and `tinyprune.prune.at_init.lottery.lottery_ticket`.
 The MODEL file is the architecture AND the initialization: its current weights are pruned as
 they are (no re-initialization). To prune a fresh network, save it untrained. With --data and
 --epochs > 0, the pruned network is then trained from those weights with its masks held.
@@ -18,10 +18,10 @@ import click
 
 from tinyprune.errors import ConfigError, DataError
 
-# CLI method -> score name in tinyprune.scores.SCORES ("imp" is handled by tinyprune.lottery)
+# CLI method -> score name in tinyprune.prune.at_init.scores.SCORES ("imp" is handled by tinyprune.prune.at_init.lottery)
 SCORE_OF = {"synflow": "synflow", "snip": "snip", "grasp": "grasp", "magnitude-init": "magnitude",
             "random-init": "random"}
-NEEDS_DATA = {"snip", "grasp", "imp"}  # kept in step with tinyprune.scores.NEEDS_DATA (+ imp trains)
+NEEDS_DATA = {"snip", "grasp", "imp"}  # kept in step with tinyprune.prune.at_init.scores.NEEDS_DATA (+ imp trains)
 DEFAULT_ROUNDS = {"synflow": 100, "imp": 5}  # Tanaka et al. 2020 (SynFlow); IMP: lottery.IMP_ROUNDS
 INITIALIZATION_NOTE = "the model's weights as given (not re-initialized)"
 
@@ -60,10 +60,10 @@ def handle(opts: dict) -> None:
 
     check_writable(opts["output"], opts.get("force", False))
 
-    from tinyprune import masks as masklib
-    from tinyprune.data import load_data
-    from tinyprune.loading import load_model
-    from tinyprune.outputs import write_prune_outputs
+    from tinyprune.prune.at_init import masks as masklib
+    from tinyprune.load.data import load_data
+    from tinyprune.load.model import load_model
+    from tinyprune.pipeline.outputs import write_prune_outputs
 
     method, rho = opts["method"], float(opts["compression"])
     quiet = bool(opts.get("quiet") or opts.get("as_json"))
@@ -73,7 +73,7 @@ def handle(opts: dict) -> None:
     report: dict = {"method": method, "compression": rho, "rounds": rounds, "initialization": INITIALIZATION_NOTE,
                     "masks": "permanent: pruned weights are exact zeros in model.h5"}
     if method == "imp":
-        from tinyprune.lottery import lottery_ticket, prune_fraction_per_round
+        from tinyprune.prune.at_init.lottery import lottery_ticket, prune_fraction_per_round
 
         res = lottery_ticket(model, ds, rho, rounds, epochs, int(opts.get("rewind_epoch") or 0), batch,
                              bool(opts.get("allow_collapse")), quiet=quiet)
@@ -81,8 +81,8 @@ def handle(opts: dict) -> None:
                       epochs_per_round=epochs, val_score=res.final_score,
                       history=[vars(h) for h in res.history])
     else:
-        from tinyprune.init_pruning import prune_at_init, scoring_batch
-        from tinyprune.scores import needs_data
+        from tinyprune.prune.at_init.pruner import prune_at_init, scoring_batch
+        from tinyprune.prune.at_init.scores import needs_data
 
         score = SCORE_OF[method]
         x = y = None

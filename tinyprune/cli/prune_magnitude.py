@@ -1,8 +1,8 @@
 """`tinyprune prune MODEL --method magnitude`: tfmot schedules, then (optionally) compression TFLM decodes.
 
-Thin wrapper over the library: `tinyprune.magnitude.prune_magnitude` (prune, strip, optional
-PQAT), `tinyprune.quantize.quantize_int8`, `tinyprune.clustering.cluster_model` and
-`firmware_export.compress.compress_model` (`--compress prune|lut|auto`); `tinyprune.outputs.write_prune_outputs` writes the folder.
+Thin wrapper over the library: `tinyprune.prune.magnitude.prune_magnitude` (prune, strip, optional
+PQAT), `tinyprune.quantize.int8.quantize_int8`, `tinyprune.prune.clustering.cluster_model` and
+`firmware_export.compress.compress_model` (`--compress prune|lut|auto`); `tinyprune.pipeline.outputs.write_prune_outputs` writes the folder.
 This module parses options, calls those in order and prints the report. Its flash accounting
 shows the dense int8 bytes of every model it writes next to the bytes after compression, so a
 mask that saves nothing on the device is shown as saving nothing.
@@ -54,7 +54,7 @@ def parse_options(opts: dict[str, Any]):
     """Check every option that needs no model; returns (PruneOptions, compression method, LUT bits)."""
     from firmware_export.compress import check_method
     from firmware_export.lut import check_bits
-    from tinyprune.magnitude import PruneOptions, Schedule, parse_block_size, parse_layer_targets, parse_m_by_n
+    from tinyprune.prune.magnitude import PruneOptions, Schedule, parse_block_size, parse_layer_targets, parse_m_by_n
 
     schedule = Schedule(kind=opts.get("schedule") or "polynomial",
                         initial_sparsity=float(opts.get("initial_sparsity") or 0.0),
@@ -116,11 +116,11 @@ def handle(opts: dict[str, Any]) -> None:
 
     from firmware_export.tflm import measure_arena
     from tinyprune import training
-    from tinyprune.data import load_data
-    from tinyprune.loading import load_model
-    from tinyprune.magnitude import plan_layers, prune_magnitude
-    from tinyprune.outputs import write_prune_outputs
-    from tinyprune.quantize import quantize_int8
+    from tinyprune.load.data import load_data
+    from tinyprune.load.model import load_model
+    from tinyprune.prune.magnitude import plan_layers, prune_magnitude
+    from tinyprune.pipeline.outputs import write_prune_outputs
+    from tinyprune.quantize.int8 import quantize_int8
 
     model = load_model(opts["model"], unsafe=bool(opts.get("unsafe_load")))
     ds = load_data(opts["data"]).fit_to(model.input_shape)
@@ -183,8 +183,8 @@ def _compress(model, int8: bytes, ds, method: str, bits: int, epochs: int, batch
     files: dict[str, bytes] = {}
     source, source_file = int8, "model_int8.tflite"
     if method != "prune":
-        from tinyprune.clustering import cluster_model
-        from tinyprune.quantize import quantize_int8
+        from tinyprune.prune.clustering import cluster_model
+        from tinyprune.quantize.int8 import quantize_int8
 
         clustered = cluster_model(model, ds, bits=bits, epochs=epochs, batch_size=batch, quiet=quiet)
         source, source_file = quantize_int8(clustered.model, ds.x_train), "model_int8_clustered.tflite"

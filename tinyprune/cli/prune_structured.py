@@ -1,8 +1,8 @@
 """`tinyprune prune MODEL --method structured`: filter removal, optional fine-tuning, outputs.
 
-A thin wrapper over `tinyprune.structured.prune_structured`: it parses the options declared
+A thin wrapper over `tinyprune.prune.structured.prune_structured`: it parses the options declared
 in `tinyprune/cli/prune.py`, loads the model (and data, when given), prunes, fine-tunes for
-`--epochs` when `--data` is given, writes OUT/ with `tinyprune.outputs.write_prune_outputs`
+`--epochs` when `--data` is given, writes OUT/ with `tinyprune.pipeline.outputs.write_prune_outputs`
 (the int8 .tflite needs `--data` for calibration), and prints a per-layer before/after
 table, or the report as JSON with `--json`. It decides nothing itself.
 """
@@ -56,10 +56,10 @@ def handle(opts: dict) -> None:
         raise ConfigError(f"--ratio must be in [0, 1) (the fraction of channels to remove), got {ratio}")
     check_writable(opts["output"], opts.get("force", False))
 
-    from tinyprune.data import load_data
-    from tinyprune.loading import load_model
-    from tinyprune.outputs import write_prune_outputs
-    from tinyprune.structured import prune_structured
+    from tinyprune.load.data import load_data
+    from tinyprune.load.model import load_model
+    from tinyprune.pipeline.outputs import write_prune_outputs
+    from tinyprune.prune.structured import prune_structured
     from tinyprune.training import compile_for, evaluate, train
 
     quiet = opts.get("quiet") or opts.get("as_json")

@@ -1,4 +1,4 @@
-"""`tinyprune run [CONFIG.toml]`: the whole pipeline (see tinyprune.pipeline)."""
+"""`tinyprune run [CONFIG.toml]`: the whole pipeline (see tinyprune.pipeline.run)."""
 
 from __future__ import annotations
 
@@ -20,8 +20,8 @@ def run(config: str | None, output: str | None, force: bool, as_json: bool, quie
     """
     from rich.console import Console
 
-    from tinyprune.config import load_config
-    from tinyprune.pipeline import run_pipeline
+    from tinyprune.pipeline.config import load_config
+    from tinyprune.pipeline.run import run_pipeline
 
     cfg = load_config(config)
     if output:

@@ -25,9 +25,9 @@ def sweep(model, data, budgets, epochs, batch_size, importance, round_to, output
     """Prune MODEL to each flash budget; write a table, sweep.json and pareto.png."""
     from rich.console import Console
 
-    from tinyprune.data import load_data
-    from tinyprune.loading import load_model
-    from tinyprune.sweep import sweep as run_sweep
+    from tinyprune.load.data import load_data
+    from tinyprune.load.model import load_model
+    from tinyprune.budget.sweep import sweep as run_sweep
 
     m = load_model(model, unsafe=unsafe_load)
     ds = load_data(data).fit_to(m.input_shape)

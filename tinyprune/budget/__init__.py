@@ -1,0 +1,8 @@
+"""Budget: prune a model until it fits flash / RAM / latency limits, losing the least accuracy.
+
+`limits` parses a budget ("96KB", "50%", "20ms") into one `Budget`; `predictor` predicts the
+int8 size, arena and MACs from channel counts; `sensitivity` measures how much each channel
+group can lose; `allocation` chooses counts that meet the budget; `search` runs the job and
+proves the result on the exported artifact; `sweep` repeats it over several budgets.
+It does not implement pruning methods itself (it uses `tinyprune.prune.structured`).
+"""

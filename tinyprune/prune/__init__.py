@@ -1,0 +1,11 @@
+"""Prune: the methods that remove weights or channels from a tf_keras model.
+
+- `magnitude`: tfmot magnitude schedules (unstructured, M:N, block); masks keep every
+  tensor's shape, so they shrink flash only through compression TFLM decodes.
+- `clustering`: sparsity-preserving weight clustering (for TFLM's LUT compression).
+- `structured/`: dependency graph, channel importance, filter removal (a physically smaller model).
+- `at_init/`: pruning before training (SNIP, GraSP, SynFlow, IMP / lottery tickets).
+
+Each method takes a model and returns a result dataclass; none of them quantizes, measures
+or writes files (the pipeline does).
+"""

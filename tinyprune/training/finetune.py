@@ -1,0 +1,127 @@
+"""Compile, fine-tune and evaluate a tf_keras model on a `Dataset`, with a rich progress bar.
+
+Shared by every pruning method that trains (magnitude schedules, structured fine-tuning,
+lottery tickets, budget search). It picks the loss from the task: sparse categorical
+cross-entropy for integer labels (from logits unless the model ends in a softmax), mean
+squared error otherwise. It does not prune.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import numpy as np
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+from tinyprune.load.data import Dataset
+from tinyprune.errors import ConfigError
+from tinyprune.tfsetup import keras
+
+DEFAULT_LR = 1e-3  # Adam's default; fine-tuning after pruning uses it as well
+TRAIN_SEED = 0
+
+
+def ends_in_softmax(model) -> bool:
+    """True if the model's output is already a probability distribution."""
+    last = model.layers[-1]
+    last = getattr(last, "layer", last)  # a tfmot wrapper (pruning, clustering, QAT) holds the real layer
+    if isinstance(last, keras.layers.Softmax):
+        return True
+    act = getattr(last, "activation", None)
+    act = getattr(act, "activation", act)  # QAT replaces it with a QuantizeAwareActivation around the original
+    return act is not None and getattr(act, "__name__", "") == "softmax"
+
+
+def compile_for(model, ds: Dataset, lr: float = DEFAULT_LR, optimizer: Any = None):
+    """Compile `model` with a loss and metric that fit `ds`. Returns the model.
+
+    Raises ConfigError for a model tinyprune cannot train and evaluate as one task: several
+    outputs, or class labels with a single output unit (binary models need two softmax units).
+    """
+    if len(model.outputs) != 1:
+        raise ConfigError(f"model '{model.name}' has {len(model.outputs)} outputs; tinyprune trains, converts "
+                          "and checks single-output models")
+    if ds.is_classification and model.output_shape[-1] == 1:
+        raise ConfigError(f"model '{model.name}' has one output unit but the data has class labels; use "
+                          "one unit per class (e.g. Dense(2, activation='softmax') for a binary task)")
+    opt = optimizer or keras.optimizers.Adam(lr)
+    if ds.is_classification:
+        loss = keras.losses.SparseCategoricalCrossentropy(from_logits=not ends_in_softmax(model))
+        model.compile(opt, loss, metrics=["accuracy"])
+    else:
+        model.compile(opt, "mse")
+    return model
+
+
+class RichProgress(keras.callbacks.Callback):
+    """A rich progress bar over epochs (and batches), showing the latest metrics."""
+
+    def __init__(self, description: str, epochs: int, quiet: bool = False):
+        super().__init__()
+        self.description, self.epochs, self.quiet = description, epochs, quiet
+        self._progress: Progress | None = None
+
+    def on_train_begin(self, logs=None):
+        if self.quiet:
+            return
+        self._progress = Progress(
+            TextColumn("[bold]{task.description}"), BarColumn(bar_width=20),
+            TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(), TextColumn("{task.fields[metrics]}"),
+            transient=False, console=Console(stderr=True),
+        )
+        self._progress.start()
+        self._task = self._progress.add_task(self.description, total=self.epochs, metrics="")
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self._progress is None:
+            return
+        logs = logs or {}
+        short = {"loss": "loss", "val_loss": "val_loss", "accuracy": "acc", "val_accuracy": "val_acc"}
+        shown = " ".join(f"{short[k]} {v:.3f}" for k, v in logs.items() if k in short)
+        self._progress.update(self._task, advance=1, metrics=shown)
+
+    def on_train_end(self, logs=None):
+        if self._progress is not None:
+            self._progress.stop()
+            self._progress = None
+
+
+@dataclass
+class TrainResult:
+    epochs_run: int
+    history: dict
+
+
+def train(model, ds: Dataset, epochs: int, batch_size: int = 32, callbacks: Sequence = (),
+          description: str = "fine-tuning", quiet: bool = False, early_stopping: int = 0) -> TrainResult:
+    """Fit a compiled model on ds.x_train, validating on ds.x_val, with a progress bar.
+
+    `early_stopping` > 0 stops after that many epochs without a better validation loss and
+    restores the best weights.
+    """
+    if epochs <= 0:
+        return TrainResult(0, {})
+    cbs = list(callbacks) + [RichProgress(description, epochs, quiet)]
+    if early_stopping > 0:
+        cbs.append(keras.callbacks.EarlyStopping("val_loss", patience=early_stopping, restore_best_weights=True))
+    hist = model.fit(ds.x_train, ds.y_train, validation_data=(ds.x_val, ds.y_val), epochs=epochs,
+                     batch_size=batch_size, callbacks=cbs, verbose=0, shuffle=True)
+    return TrainResult(len(hist.history.get("loss", [])), hist.history)
+
+
+def predict(model, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    return model.predict(x, batch_size=batch_size, verbose=0)
+
+
+def score(y_pred: np.ndarray, y_true: np.ndarray) -> float:
+    """Top-1 accuracy for labels; negative mean squared error for regression targets."""
+    if y_true.ndim == 1 and np.issubdtype(y_true.dtype, np.integer):
+        return float((y_pred.reshape(len(y_true), -1).argmax(axis=1) == y_true).mean())
+    return -float(np.mean((y_pred.reshape(y_true.shape) - y_true) ** 2))
+
+
+def evaluate(model, ds: Dataset) -> float:
+    """The model's validation score (see `score`)."""
+    return score(predict(model, ds.x_val), ds.y_val)
