@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from tinyprune.errors import BudgetError
 
-KB = 1024  # sizes use binary units, as linker maps and board datasheets do
+from firmware_export.boards import KB  # binary units, as linker maps and board datasheets use
 _UNITS = {"": 1, "b": 1, "kb": KB, "k": KB, "kib": KB, "mb": KB * KB, "m": KB * KB, "mib": KB * KB}
 _SIZE = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*([a-zA-Z%]*)\s*$")
 

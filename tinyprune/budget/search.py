@@ -36,6 +36,7 @@ from firmware_export.files import check_writable, staged_dir
 from firmware_export.compress import EXPERIMENTAL_NOTE
 from firmware_export.tflite_model import parse_tflite
 from tinyprune import training
+from tinyprune.keras_facts import main_kernel
 from tinyprune.budget.allocation import Limits, allocate, smallest
 from tinyprune.budget.limits import Budget, check_request, parse_latency, parse_size
 from tinyprune.load.data import Dataset
@@ -220,8 +221,7 @@ def layer_table(before, after) -> list[dict]:
     """Per layer with weights: channels, parameters (= int8 weight bytes) and MACs, before/after."""
 
     def macs(layer) -> int:
-        kernel = getattr(layer, "depthwise_kernel", None)
-        kernel = getattr(layer, "kernel", None) if kernel is None else kernel
+        kernel = main_kernel(layer)
         if kernel is None:
             return 0
         n = int(np.prod(kernel.shape))

@@ -93,13 +93,13 @@ class Sensitivity:
                       "-" if not ext else f"{ext[1]:+.4f}")
         console.print(t)
 
-    def plot(self, path: Path) -> None:
-        """A line per group: drop vs ratio (PNG)."""
-        import matplotlib
+    def plot(self, path: Path) -> bool:
+        """A line per group: drop vs ratio (PNG). False (nothing written) without matplotlib."""
+        from tinyprune.plotting import pyplot
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
+        plt = pyplot()
+        if plt is None:
+            return False
         fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=100)
         for gid in self.order or self.drops:
             pts = sorted({*zip(self.ratios, self.drops[gid]), *([tuple(self.extreme[gid])] if gid in self.extreme else [])})
@@ -113,6 +113,7 @@ class Sensitivity:
         fig.tight_layout()
         fig.savefig(path)
         plt.close(fig)
+        return True
 
 
 def cache_dir() -> Path:

@@ -1,107 +1,122 @@
-"""`tinyprune prune`: one command, many methods; this module only parses and routes.
+"""`tinyprune prune <method> MODEL ...`: one subcommand per pruning method.
 
-The options of every method are declared here so that `tinyprune prune --help` shows them
-all; each method's work is in its own handler module (`prune_<kind>.py`) with a `handle(opts)`
-function that calls the library. A budget option (`--flash-budget`, `--ram-budget`,
-`--latency-budget`, `--board`) routes to the budget search whatever the method.
+    tinyprune prune magnitude  MODEL --sparsity 0.8 [--compress prune] --data D -o OUT
+    tinyprune prune structured MODEL --ratio 0.5 [--round-to 4] [--data D] -o OUT
+    tinyprune prune synflow|snip|grasp|magnitude-init|random-init MODEL --compression 100 -o OUT
+    tinyprune prune imp        MODEL --compression 10 --rounds 5 --data D -o OUT
+    tinyprune prune budget     MODEL --flash-budget 25% [--board B] --data D -o OUT
+
+Each subcommand shows only its own options (`tinyprune prune structured --help`). The older
+spelling `tinyprune prune MODEL --method M ...` (and `tinyprune prune MODEL --flash-budget ...`,
+which always meant the budget search) keeps working: it is rewritten to the subcommand, and an
+option that belongs to another method fails with a line that names where it belongs.
+This module routes; each subcommand lives in `prune_<kind>.py` and calls the library.
 """
 
 from __future__ import annotations
 
-import importlib
-
 import click
 
 from tinyprune.errors import ConfigError
+from tinyprune.prune.methods import METHODS
 
-# method -> handler module
-HANDLERS = {
-    "magnitude": "tinyprune.cli.prune_magnitude",
-    "structured": "tinyprune.cli.prune_structured",
-    "synflow": "tinyprune.cli.prune_init",
-    "snip": "tinyprune.cli.prune_init",
-    "grasp": "tinyprune.cli.prune_init",
-    "magnitude-init": "tinyprune.cli.prune_init",
-    "random-init": "tinyprune.cli.prune_init",
-    "imp": "tinyprune.cli.prune_init",
+# subcommand -> (module, command attribute)
+SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "magnitude": ("tinyprune.cli.prune_magnitude", "magnitude"),
+    "structured": ("tinyprune.cli.prune_structured", "structured"),
+    "budget": ("tinyprune.cli.prune_budget", "budget"),
+    **{name: ("tinyprune.cli.prune_init", "command_" + name.replace("-", "_"))
+       for name, m in METHODS.items() if m.kind in ("at_init", "imp")},
 }
-BUDGET_HANDLER = "tinyprune.cli.prune_budget"
-BUDGET_OPTIONS = ("flash_budget", "ram_budget", "latency_budget", "board")
-BUDGET_ONLY = {"margin": "--margin", "boards_file": "--boards-file", "allow_compress": "--allow-compress"}
+BUDGET_FLAGS = ("--flash-budget", "--ram-budget", "--latency-budget", "--board")
+LEGACY_DEFAULT = "magnitude"  # `tinyprune prune MODEL` without --method has always meant magnitude
 
 
-@click.command("prune")
-@click.argument("model", type=click.Path(path_type=str))
-@click.option("--method", type=click.Choice(sorted(HANDLERS)), default="magnitude", show_default=True,
-              help="Pruning method.")
-@click.option("--data", "data", default=None, help="'digits' or a .npz (x_train,y_train,x_val,y_val or x,y).")
-@click.option("--epochs", type=int, default=2, show_default=True, help="Fine-tuning / training epochs.")
-@click.option("--batch-size", type=int, default=32, show_default=True)
-@click.option("-o", "--output", "output", required=True, help="Output folder.")
-@click.option("--force", is_flag=True, help="Overwrite an existing output folder.")
-@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON on stdout.")
-@click.option("--unsafe-load", is_flag=True, help="Allow Lambda layers / custom objects (runs code from the file).")
-@click.option("--quiet", is_flag=True, help="No progress bars.")
-# structured filter removal
-@click.option("--ratio", type=float, default=None, help="[structured] Fraction of channels to remove, in [0, 1).")
-@click.option("--importance", type=click.Choice(["l1", "l2", "bn", "taylor", "random"]), default="l1",
-              show_default=True, help="[structured] Channel importance criterion.")
-@click.option("--reduction", type=click.Choice(["sum", "mean", "max"]), default="mean", show_default=True,
-              help="[structured] How importance is reduced over a coupled group.")
-@click.option("--global-ranking", is_flag=True, help="[structured] Rank channels across layers, not per layer.")
-@click.option("--layer-ratio", multiple=True, help="[structured] Per-layer ratio, NAME=R (repeatable).")
-@click.option("--round-to", type=int, default=1, show_default=True, help="[structured] Keep channel counts multiples of N.")
-@click.option("--ignore", multiple=True, help="[structured] Layer to leave untouched (repeatable).")
-@click.option("--steps", type=int, default=1, show_default=True, help="[structured] Iterative pruning steps.")
-# magnitude schedules (tfmot)
-@click.option("--schedule", type=click.Choice(["polynomial", "constant"]), default="polynomial", show_default=True,
-              help="[magnitude] tfmot pruning schedule.")
-@click.option("--sparsity", "final_sparsity", type=float, default=0.5, show_default=True,
-              help="[magnitude] Final (target) sparsity in [0, 1).")
-@click.option("--initial-sparsity", type=float, default=0.0, show_default=True, help="[magnitude] PolynomialDecay start.")
-@click.option("--begin-step", type=int, default=0, show_default=True, help="[magnitude] First pruning step.")
-@click.option("--end-step", type=int, default=-1, show_default=True, help="[magnitude] Last pruning step (-1: end of training).")
-@click.option("--frequency", type=int, default=None, help="[magnitude] Steps between mask updates (default: auto).")
-@click.option("--power", type=float, default=3.0, show_default=True, help="[magnitude] PolynomialDecay exponent.")
-@click.option("--layer-sparsity", multiple=True, help="[magnitude] Per-layer target, NAME=S (repeatable).")
-@click.option("--sparsity-config", default=None, help="[magnitude] TOML file mapping layer names to sparsity.")
-@click.option("--m-by-n", default=None, help="[magnitude] Structured M:N sparsity, e.g. 2:4.")
-@click.option("--block-size", default=None, help="[magnitude] Block sparsity for Dense, e.g. 1x4.")
-@click.option("--pqat", is_flag=True, help="[magnitude] Pruning-preserving quantization-aware training.")
-@click.option("--tensorboard", default=None, help="[magnitude] Write tfmot PruningSummaries to this folder.")
-@click.option("--compress", type=click.Choice(["none", "prune", "lut", "auto"]), default="none", show_default=True,
-              help="[magnitude] Compression TFLM decodes (experimental on Cortex-M): prune = bitmask + non-zero "
-                   "values (lossless), lut = cluster to 2^bits values per channel + LUT, auto = cluster, then the "
-                   "smaller of the two per tensor.")
-@click.option("--bits", type=int, default=4, show_default=True, help="[magnitude] LUT index bits, 2..7.")
-# pruning before training
-@click.option("--compression", type=float, default=None, help="[at-init] Compression ratio rho >= 1 (kept = 1/rho).")
-@click.option("--rounds", type=int, default=None, help="[at-init] Pruning rounds (SynFlow default 100, IMP 5).")
-@click.option("--rewind-epoch", type=int, default=0, show_default=True, help="[imp] Rewind to this epoch's weights.")
-@click.option("--allow-collapse", is_flag=True, help="[at-init] Continue when a layer loses every weight.")
-# budgets
-@click.option("--flash-budget", default=None, help="[budget] Flash for the model: 96KB, 0.5MB, 50%%, 12000.")
-@click.option("--ram-budget", default=None, help="[budget] RAM (arena + overhead): 64KB, 50%%.")
-@click.option("--latency-budget", default=None, help="[budget] Latency in ms on --board.")
-@click.option("--board", default=None, help="[budget] Fit this board (its flash and SRAM less the runtime).")
-@click.option("--boards-file", default=None, help="[budget] Extra board profiles (TOML).")
-@click.option("--margin", type=float, default=0.0, show_default=True, help="[budget] Safety margin as a fraction of the budget.")
-@click.option("--allow-compress", is_flag=True, help="[budget] Allow magnitude + LUT compression if removal alone misses.")
-def prune(**opts) -> None:
-    """Prune MODEL and write OUT/ (pruned Keras model, int8 .tflite, report.json)."""
-    if any(opts.get(k) for k in BUDGET_OPTIONS):
-        module = BUDGET_HANDLER
-    else:
-        unused = [flag for key, flag in BUDGET_ONLY.items() if opts.get(key)]
-        if unused:
-            verb = "applies" if len(unused) == 1 else "apply"
-            raise ConfigError(f"{', '.join(unused)} {verb} only with a budget (--flash-budget, --ram-budget, "
+def _flags(args: list[str]) -> list[str]:
+    return [a.split("=", 1)[0] for a in args if a.startswith("--")]
+
+
+def _accepted(name: str) -> set[str]:
+    cmd = _load(name)
+    return {o for p in cmd.params for o in getattr(p, "opts", []) + getattr(p, "secondary_opts", [])}
+
+
+def _load(name: str) -> click.Command:
+    import importlib
+
+    module, attr = SUBCOMMANDS[name]
+    return getattr(importlib.import_module(module), attr)
+
+
+def _owners(flag: str) -> list[str]:
+    return [name for name in SUBCOMMANDS if flag in _accepted(name)]
+
+
+def legacy_route(args: list[str]) -> list[str]:
+    """`MODEL ... [--method M] ...` -> `SUBCOMMAND MODEL ...` (the spelling before subcommands).
+
+    Raises ConfigError for an option that the chosen method does not take, naming the method
+    (or budget) it belongs to."""
+    rest, method, i = [], None, 0
+    while i < len(args):
+        a = args[i]
+        if a == "--method" and i + 1 < len(args):
+            method, i = args[i + 1], i + 2
+            continue
+        if a.startswith("--method="):
+            method, i = a.split("=", 1)[1], i + 1
+            continue
+        rest.append(a)
+        i += 1
+    if method is not None and method not in SUBCOMMANDS:
+        raise click.BadParameter(f"{method!r} is not one of {', '.join(sorted(SUBCOMMANDS))}", param_hint="'--method'")
+    flags = _flags(rest)
+    budget = any(f in BUDGET_FLAGS for f in flags)
+    target = "budget" if budget else (method or LEGACY_DEFAULT)
+    accepted = _accepted(target) | {"--help", "-h"}
+    foreign = [f for f in dict.fromkeys(flags) if f not in accepted and _owners(f)]
+    if budget and (foreign or method not in (None, "magnitude", "structured")):
+        what = ", ".join(foreign) or f"--method {method}"
+        raise ConfigError(f"{what} cannot be combined with a budget: the budget search chooses the channels "
+                          "itself (it always removes filters); drop it or drop the budget options")
+    if foreign:
+        order = [o for p in _load("budget").params for o in getattr(p, "opts", [])]
+        budget_only = sorted((f for f in foreign if _owners(f) == ["budget"]), key=order.index)
+        if budget_only and len(budget_only) == len(foreign):
+            verb = "applies" if len(budget_only) == 1 else "apply"
+            raise ConfigError(f"{', '.join(budget_only)} {verb} only with a budget (--flash-budget, --ram-budget, "
                               "--latency-budget or --board); remove it or add a budget")
-        module = HANDLERS[opts["method"]]
-    try:
-        handler = importlib.import_module(module)
-    except ModuleNotFoundError as e:
-        if e.name == module:
-            raise click.UsageError(f"method {opts['method']!r} is not available in this build") from None
-        raise
-    handler.handle(opts)
+        f = foreign[0]
+        raise ConfigError(f"{f} is an option of `tinyprune prune {' / '.join(_owners(f))}`, not of "
+                          f"`tinyprune prune {target}`; see tinyprune prune {target} --help")
+    return [target, *rest]
+
+
+class PruneGroup(click.Group):
+    """A group whose subcommands load lazily and which also accepts the `--method` spelling."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(SUBCOMMANDS)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        return _load(name) if name in SUBCOMMANDS else None
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        with formatter.section("Methods"):
+            formatter.write_dl([(name, METHODS[name].summary) for name in SUBCOMMANDS])
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        first = next((a for a in args if not a.startswith("-")), None)
+        if args and args[0] not in SUBCOMMANDS and args[0] not in ("--help", "-h") and first is not None:
+            args = legacy_route(list(args))
+        return super().parse_args(ctx, args)
+
+
+@click.group("prune", cls=PruneGroup, context_settings={"help_option_names": ["-h", "--help"]})
+def prune() -> None:
+    """Prune MODEL with one method and write OUT/ (Keras model, int8 .tflite, report.json).
+
+    \b
+    The method comes first: tinyprune prune structured MODEL --ratio 0.5 -o OUT
+    (the older `tinyprune prune MODEL --method structured ...` still works).
+    """

@@ -1,7 +1,8 @@
-"""`tinyprune prune MODEL --flash-budget/--ram-budget/--latency-budget/--board ...`.
+"""`tinyprune prune budget MODEL --flash-budget 25% [--ram-budget ...] [--board B] --data D -o OUT`.
 
-Thin wrapper over `tinyprune.budget.search.prune_for_budget`: loads the model and data,
-runs the search, prints the result (or JSON with --json).
+A thin wrapper over `tinyprune.budget.search.prune_for_budget`: it checks the request before
+TensorFlow starts, loads the model and data, runs the search, prints the result (or JSON with
+--json). The older spelling `tinyprune prune MODEL --flash-budget ...` routes here.
 """
 
 from __future__ import annotations
@@ -12,38 +13,49 @@ from pathlib import Path
 
 import click
 
+from tinyprune.cli import options
 
-def handle(opts: dict) -> None:
+
+def model_name(path: str) -> str:
+    """A C identifier from the model's file name (the export's array and header names)."""
+    name = re.sub(r"\W", "_", Path(path).stem, flags=re.ASCII) or "model"
+    return name if name[0].isalpha() else f"m_{name}"
+
+
+@click.command("budget")
+@options.common()
+@click.option("--flash-budget", default=None, help="Flash for the model: 96KB, 0.5MB, 50%, 12000.")
+@click.option("--ram-budget", default=None, help="RAM (arena + overhead): 64KB, 50%.")
+@click.option("--latency-budget", default=None, help="Latency in ms on --board.")
+@click.option("--board", default=None, help="Fit this board (its flash and SRAM less the runtime).")
+@click.option("--boards-file", default=None, help="Extra board profiles (TOML).")
+@click.option("--margin", type=float, default=0.0, show_default=True,
+              help="Safety margin as a fraction of the budget, in [0, 1).")
+@click.option("--allow-compress", is_flag=True, help="Allow magnitude + LUT compression if removal alone misses.")
+@options.lut_bits()
+@options.channel_selection()
+def budget(model: str, data: str | None, epochs: int, batch_size: int, output: str, force: bool, as_json: bool,
+           unsafe_load: bool, quiet: bool, flash_budget: str | None, ram_budget: str | None,
+           latency_budget: str | None, board: str | None, boards_file: str | None, margin: float,
+           allow_compress: bool, bits: int, importance: str, round_to: int, ignore: tuple[str, ...]) -> None:
+    """Remove filters until MODEL fits the budgets, losing the least accuracy; write OUT/."""
     from rich.console import Console
 
     from tinyprune.budget.limits import check_request
-    from tinyprune.errors import ConfigError
 
-    structured_only = [flag for flag, given in (("--ratio", opts["ratio"] is not None),
-                                                 ("--layer-ratio", bool(opts["layer_ratio"])),
-                                                 ("--steps", opts["steps"] != 1)) if given]
-    if structured_only or opts["method"] not in ("magnitude", "structured"):
-        what = ", ".join(structured_only) or f"--method {opts['method']}"
-        raise ConfigError(f"{what} cannot be combined with a budget: the budget search chooses the channels "
-                          "itself (it always removes filters); drop it or drop the budget options")
-    check_request(opts["flash_budget"], opts["ram_budget"], opts["latency_budget"], opts["board"],
-                  opts["boards_file"], opts["margin"], opts["round_to"], bool(opts["data"]))
+    check_request(flash_budget, ram_budget, latency_budget, board, boards_file, margin, round_to, bool(data))
 
     from tinyprune.budget.search import prune_for_budget  # imports TensorFlow: only after the checks
     from tinyprune.load.data import load_data
     from tinyprune.load.model import load_model
 
-    model = load_model(opts["model"], unsafe=opts["unsafe_load"])
-    ds = load_data(opts["data"]).fit_to(model.input_shape) if opts["data"] else None
-    name = re.sub(r"\W", "_", Path(opts["model"]).stem, flags=re.ASCII) or "model"
-    name = name if name[0].isalpha() else f"m_{name}"
-    console = Console(stderr=opts["as_json"], quiet=opts["quiet"])
+    keras_model = load_model(model, unsafe=unsafe_load)
+    ds = load_data(data).fit_to(keras_model.input_shape) if data else None
+    console = Console(stderr=as_json, quiet=quiet)
     result = prune_for_budget(
-        model, ds, opts["output"], flash_budget=opts["flash_budget"], ram_budget=opts["ram_budget"],
-        latency_budget=opts["latency_budget"], board=opts["board"], boards_file=opts["boards_file"],
-        margin=opts["margin"], epochs=opts["epochs"], ignore=tuple(opts["ignore"]), batch_size=opts["batch_size"],
-        importance=opts["importance"], round_to=opts["round_to"], name=name, force=opts["force"],
-        quiet=opts["quiet"] or opts["as_json"], console=console, allow_compress=opts["allow_compress"],
-        bits=opts["bits"])
-    if opts["as_json"]:
+        keras_model, ds, output, flash_budget=flash_budget, ram_budget=ram_budget, latency_budget=latency_budget,
+        board=board, boards_file=boards_file, margin=margin, epochs=epochs, ignore=tuple(ignore),
+        batch_size=batch_size, importance=importance, round_to=round_to, name=model_name(model), force=force,
+        quiet=quiet or as_json, console=console, allow_compress=allow_compress, bits=bits)
+    if as_json:
         click.echo(json.dumps(result.to_dict(), indent=2))

@@ -13,8 +13,11 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from tinyprune.errors import ConfigError, InputFileError
+from tinyprune.pipeline.settings import MAX_BATCH, MAX_EPOCHS
+from tinyprune.prune.methods import METHODS
 
 DEFAULT_CONFIG = Path(__file__).with_name("default_run.toml")
+BUNDLED_DIR = Path(__file__).parent  # package data: the demo model ships here (a link to models/ in a checkout)
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -31,11 +34,60 @@ class DataSection:
 
 @dataclass
 class PruneSection:
+    """[prune]: the method (any of `tinyprune.prune.methods.METHODS`) and its keys."""
+
     method: str = "magnitude"
-    initial_sparsity: float = 0.0
-    final_sparsity: float = 0.5
     epochs: int = 4
     batch_size: int = 32
+    # magnitude
+    initial_sparsity: float = 0.0
+    final_sparsity: float = 0.5
+    # structured (and the budget search's channel selection)
+    ratio: float = 0.5
+    importance: str = "l1"
+    round_to: int = 1
+    # pruning at init and imp
+    compression: float = 10.0
+    rounds: int = 0  # 0: the method's default
+    # budget: any of these makes the search meet it ("" = no limit)
+    flash_budget: str = ""
+    ram_budget: str = ""
+    latency_budget: str = ""
+    board: str = ""
+
+    def settings(self):
+        """(the method's settings object, TrainSettings); the budget search returns a BudgetRequest."""
+        from tinyprune.pipeline.settings import AtInitSettings, MagnitudeSettings, StructuredSettings, TrainSettings
+
+        train = TrainSettings(self.epochs, self.batch_size)
+        kind = METHODS[self.method].kind
+        if kind == "magnitude":
+            return MagnitudeSettings(final_sparsity=self.final_sparsity, initial_sparsity=self.initial_sparsity), train
+        if kind == "structured":
+            return StructuredSettings(ratio=self.ratio, importance=self.importance, round_to=self.round_to), train
+        if kind == "budget":
+            return BudgetRequest(self.flash_budget or None, self.ram_budget or None, self.latency_budget or None,
+                                 self.board or None, self.importance, self.round_to), train
+        return AtInitSettings(self.method, self.compression, self.rounds or None), train
+
+
+# the [prune] keys each method kind reads (besides method, epochs, batch_size)
+METHOD_KEYS = {"magnitude": {"initial_sparsity", "final_sparsity"},
+               "structured": {"ratio", "importance", "round_to"},
+               "at_init": {"compression", "rounds"}, "imp": {"compression", "rounds"},
+               "budget": {"flash_budget", "ram_budget", "latency_budget", "board", "importance", "round_to"}}
+
+
+@dataclass(frozen=True)
+class BudgetRequest:
+    """[prune] method = "budget": what `tinyprune.budget.search.prune_for_budget` is asked."""
+
+    flash_budget: str | None
+    ram_budget: str | None
+    latency_budget: str | None
+    board: str | None
+    importance: str = "l1"
+    round_to: int = 1
 
 
 @dataclass
@@ -47,7 +99,7 @@ class QuantizeSection:
 
 @dataclass
 class ExportSection:
-    name: str = "model"
+    name: str = "digits"
 
 
 @dataclass
@@ -57,7 +109,7 @@ class FitSection:
 
 @dataclass
 class OutputSection:
-    dir: str = "out/run"
+    dir: str = "out/demo"
 
 
 @dataclass
@@ -72,14 +124,17 @@ class RunConfig:
     base_dir: Path = field(default=REPO_ROOT)
 
     def resolve(self, p: str) -> Path:
-        """A path from the config: absolute, relative to the config, or in the repo's models/."""
+        """A path from the config: absolute, relative to the config's folder, in the repository's
+        models/ folder, or (`models/digits_cnn.h5`, the demo) the copy installed with the package."""
         path = Path(p)
         if path.is_absolute():
             return path
-        here = self.base_dir / path
-        if here.exists() or not (REPO_ROOT / path).exists():
-            return here
-        return REPO_ROOT / path
+        for candidate in (self.base_dir / path, REPO_ROOT / path):
+            if candidate.exists():
+                return candidate
+        if path.parent == Path("models") and (BUNDLED_DIR / path.name).is_file():
+            return BUNDLED_DIR / path.name
+        return self.base_dir / path
 
     def data_source(self) -> str:
         return self.data.source if self.data.source == "digits" else str(self.resolve(self.data.source))
@@ -145,18 +200,32 @@ def _check_types(cfg: RunConfig) -> None:
 def validate(cfg: RunConfig) -> None:
     _check_types(cfg)
     p = cfg.prune
-    if p.method != "magnitude":
-        raise ConfigError(f"[prune] method {p.method!r} is not supported by `run`; use 'magnitude' "
-                          "(other methods: tinyprune prune --method ...)")
+    if p.method not in METHODS:
+        raise ConfigError(f"[prune] method {p.method!r} is unknown; use one of {', '.join(METHODS)}")
+    kind = METHODS[p.method].kind
+    default = PruneSection()
+    stray = [f.name for f in fields(PruneSection) if f.name not in ("method", "epochs", "batch_size")
+             and f.name not in METHOD_KEYS[kind] and getattr(p, f.name) != getattr(default, f.name)]
+    if stray:
+        raise ConfigError(f"[prune] {', '.join(stray)} do{'es' if len(stray) == 1 else ''} not apply to method "
+                          f"{p.method!r}; it reads {', '.join(sorted(METHOD_KEYS[kind]))}")
+    if not 0 < p.epochs <= MAX_EPOCHS:
+        raise ConfigError(f"[prune] epochs must be a whole number in 1..{MAX_EPOCHS}, got {p.epochs!r}")
+    if not 0 < p.batch_size <= MAX_BATCH:
+        raise ConfigError(f"[prune] batch_size must be a whole number in 1..{MAX_BATCH}, got {p.batch_size!r}")
+    settings, train = p.settings()
+    if kind == "budget":
+        from tinyprune.budget.limits import check_request
+
+        check_request(settings.flash_budget, settings.ram_budget, settings.latency_budget, settings.board, None,
+                      0.0, settings.round_to, True)
+    elif kind != "magnitude":
+        settings.check(True, train)
     for name, v in (("initial_sparsity", p.initial_sparsity), ("final_sparsity", p.final_sparsity)):
         if not isinstance(v, (int, float)) or not 0 <= v < 1:
             raise ConfigError(f"[prune] {name} must be a number in [0, 1), got {v!r}")
     if p.final_sparsity < p.initial_sparsity:
         raise ConfigError("[prune] final_sparsity must be at least initial_sparsity")
-    if not isinstance(p.epochs, int) or p.epochs < 1:
-        raise ConfigError(f"[prune] epochs must be a whole number >= 1, got {p.epochs!r}")
-    if not isinstance(p.batch_size, int) or p.batch_size < 1:
-        raise ConfigError(f"[prune] batch_size must be a whole number >= 1, got {p.batch_size!r}")
     q = cfg.quantize
     if not isinstance(q.calibration_samples, int) or q.calibration_samples < 1:
         raise ConfigError(f"[quantize] calibration_samples must be >= 1, got {q.calibration_samples!r}")

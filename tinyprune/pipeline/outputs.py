@@ -1,13 +1,20 @@
-"""Write a pruning result folder atomically: Keras model, int8 .tflite, report.json.
+"""The output folder of every job, and the writer of a pruning result.
 
-Every `tinyprune prune` method ends here, so its folder always has the same files:
+One layout for every job (`tinyprune prune <method>`, `prune budget`, `run`, each `sweep` point):
 
-    OUT/model.h5            the pruned tf_keras model (zeros permanent, no tfmot wrappers)
-    OUT/model_int8.tflite   full-integer int8 conversion (when calibration data is given)
-    OUT/report.json         what was done, per-layer facts, bytes, TFLM arena
+    OUT/model.h5              the pruned tf_keras model (zeros permanent, no tfmot wrappers)
+    OUT/model_int8.tflite     its full-integer int8 conversion (when there is calibration data)
+    OUT/report.json           what was done and measured (method, per-layer facts, bytes, arena)
+  and, where the job makes them:
+    OUT/model_int8_{prune,lut,compressed,clustered}.tflite, model_clustered.h5   prune magnitude --compress
+    OUT/firmware/             C source for TFLM (run, prune budget)            firmware_export.cexport
+    OUT/fit.json              fit per board (run)                              firmware_export.estimate
+    OUT/report.md, sensitivity.{json,csv,png}   the budget search's readable report and sensitivity
+    OUT/sweep.json, pareto.png, one folder per point                           sweep
 
-The folder is built in a temp folder and renamed into place, so a failed run leaves
-nothing. This module writes; it does not prune or decide anything.
+Every folder is built in a temporary folder beside OUT and renamed into place, so a failed run
+leaves nothing, and an existing OUT is replaced only with --force. This module writes; it does
+not prune or decide anything.
 """
 
 from __future__ import annotations
@@ -19,6 +26,10 @@ from pathlib import Path
 import numpy as np
 
 from firmware_export.files import check_writable, staged_dir
+
+MODEL_FILE = "model.h5"
+TFLITE_FILE = "model_int8.tflite"
+REPORT_FILE = "report.json"
 
 
 @dataclass
@@ -66,12 +77,12 @@ def write_prune_outputs(out_dir: str | Path, model, report: dict, x_calib: np.nd
         report = {**report, "int8_bytes": len(tflite), "arena_bytes_host": arena.host_bytes,
                   "arena_bytes_target32": arena.target_bytes}
     with staged_dir(out_dir, force=force) as tmp:
-        model.save(tmp / "model.h5", include_optimizer=False)
+        model.save(tmp / MODEL_FILE, include_optimizer=False)
         if tflite is not None:
-            (tmp / "model_int8.tflite").write_bytes(tflite)
+            (tmp / TFLITE_FILE).write_bytes(tflite)
         for name, data in (extra_files or {}).items():
             (tmp / name).write_bytes(data)
-        (tmp / "report.json").write_text(json.dumps(_jsonable(report), indent=2) + "\n")
-    return PruneOutputs(out_dir, out_dir / "model.h5", out_dir / "model_int8.tflite" if tflite else None,
-                        out_dir / "report.json", len(tflite) if tflite else None,
+        (tmp / REPORT_FILE).write_text(json.dumps(_jsonable(report), indent=2) + "\n")
+    return PruneOutputs(out_dir, out_dir / MODEL_FILE, out_dir / TFLITE_FILE if tflite else None,
+                        out_dir / REPORT_FILE, len(tflite) if tflite else None,
                         arena.target_bytes if arena else None)

@@ -24,7 +24,8 @@ from typing import Iterator
 from rich.console import Console
 
 from firmware_export.files import check_writable, staged_dir
-from tinyprune.pipeline.config import RunConfig
+from tinyprune.pipeline.config import BudgetRequest, RunConfig
+from tinyprune.pipeline.outputs import MODEL_FILE
 
 
 @dataclass
@@ -44,6 +45,8 @@ class RunResult:
     files: list[str] = field(default_factory=list)
     fit: dict = field(default_factory=dict)  # firmware_export.estimate.FitReport.to_json()
     seconds: dict[str, float] = field(default_factory=dict)
+    method: str = "magnitude"  # [prune] method
+    prune: dict = field(default_factory=dict)  # the prune stage's own report
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -71,7 +74,6 @@ def run_pipeline(cfg: RunConfig, force: bool = False, console: Console | None = 
     from tinyprune import training
     from tinyprune.load.data import load_data
     from tinyprune.load.model import load_model
-    from tinyprune.prune.magnitude import Schedule, prune_magnitude
     from tinyprune.quantize.parity import parity_report
     from tinyprune.quantize.int8 import quantize_aware, quantize_int8
 
@@ -93,9 +95,7 @@ def run_pipeline(cfg: RunConfig, force: bool = False, console: Console | None = 
         dense_int8 = quantize_int8(model, ds.x_train, cfg.quantize.calibration_samples, cfg.quantize.io_type)
 
     with _timed(times, "prune"):
-        p = cfg.prune
-        pruned = prune_magnitude(model, ds, Schedule("polynomial", p.initial_sparsity, p.final_sparsity),
-                                 epochs=p.epochs, batch_size=p.batch_size, quiet=quiet)
+        pruned = _prune(cfg, model, ds, quiet, console)
 
     with _timed(times, "int8"):
         q = cfg.quantize
@@ -111,10 +111,11 @@ def run_pipeline(cfg: RunConfig, force: bool = False, console: Console | None = 
 
     how = f"qat ({q.qat_epochs} epochs, pruning-preserving)" if q.qat_epochs > 0 else "ptq"
     result = RunResult(out_dir, float_acc, pruned.accuracy, pruned.sparsity, len(dense_int8), len(int8), how,
-                       parity.to_dict(), arena.host_bytes, arena.target_bytes)
+                       parity.to_dict(), arena.host_bytes, arena.target_bytes, method=cfg.prune.method,
+                       prune=pruned.report)
     with staged_dir(out_dir, force=force) as tmp:
         with _timed(times, "export"):
-            pruned.model.save(tmp / "model_pruned.h5", include_optimizer=False)
+            pruned.model.save(tmp / MODEL_FILE, include_optimizer=False)
             (tmp / "model_int8.tflite").write_bytes(int8)
             export_c(int8, tmp / "firmware", name=cfg.export.name)
         with _timed(times, "fit"):
@@ -136,7 +137,7 @@ def _print_summary(r: RunResult, console: Console) -> None:
 
     t = Table(title="tinyprune run", show_header=False)
     t.add_row("float accuracy (Keras, unpruned)", f"{r.float_accuracy:.4f}")
-    t.add_row("pruned accuracy (Keras)", f"{r.pruned_accuracy:.4f}")
+    t.add_row(f"pruned accuracy (Keras, {r.method})", f"{r.pruned_accuracy:.4f}")
     mean_sparsity = sum(r.sparsity.values()) / max(len(r.sparsity), 1)
     t.add_row("mean layer sparsity", f"{mean_sparsity:.1%}")
     t.add_row("int8 .tflite bytes (dense / pruned)", f"{r.dense_int8_bytes:,} / {r.int8_bytes:,}")
@@ -144,7 +145,50 @@ def _print_summary(r: RunResult, console: Console) -> None:
     t.add_row("TFLM arena (host / 32-bit target)", f"{r.arena_host_bytes:,} / {r.arena_target_bytes:,}")
     t.add_row("output", str(r.output_dir))
     console.print(t)
-    console.print("[yellow]note:[/] magnitude pruning masks weights to zero; the int8 .tflite keeps every "
-                  "weight, so flash does not shrink. Structured removal (--method structured) or storing the "
-                  "weights in a form TFLM decodes (tinyprune compress, or prune --compress prune|lut|auto) is "
-                  "what saves flash.")
+    if r.int8_bytes >= r.dense_int8_bytes:
+        console.print("[yellow]note:[/] pruning masked weights to zero; the int8 .tflite keeps every "
+                      "weight, so flash does not shrink. Structured removal (method structured or budget) or "
+                      "storing the weights in a form TFLM decodes (tinyprune compress, or prune magnitude "
+                      "--compress prune|lut|auto) is what saves flash.")
+
+
+@dataclass
+class _PruneStage:
+    model: object
+    accuracy: float
+    sparsity: dict[str, float]
+    report: dict
+
+
+def _prune(cfg: RunConfig, model, ds, quiet: bool, console: Console) -> _PruneStage:
+    """The prune stage of `run`: whichever method [prune] names, through the same entry points
+    as `tinyprune prune` (the budget search writes its own report under budget_search/)."""
+    import tempfile
+
+    from tinyprune import training
+    from tinyprune.pipeline.prune_job import prune_model
+    from tinyprune.prune.magnitude import layer_sparsity
+
+    settings, train = cfg.prune.settings()
+    if isinstance(settings, BudgetRequest):
+        from tinyprune.budget.search import prune_for_budget
+        from tinyprune.tfsetup import keras
+
+        with tempfile.TemporaryDirectory() as d:
+            r = prune_for_budget(model, ds, Path(d) / "budget", flash_budget=settings.flash_budget,
+                                 ram_budget=settings.ram_budget, latency_budget=settings.latency_budget,
+                                 board=settings.board, epochs=train.epochs, batch_size=train.batch_size,
+                                 importance=settings.importance, round_to=settings.round_to, quiet=quiet,
+                                 console=console)
+            pruned = keras.models.load_model(Path(d) / "budget" / MODEL_FILE, compile=False)  # written just now
+        report = {"method": "budget", "status": r.status, "targets": r.targets, "keep": r.keep,
+                  "int8_bytes": r.final["int8_bytes"]}
+    else:
+        from tinyprune.pipeline.settings import MagnitudeSettings
+
+        stage = prune_model(settings, model, ds, train, quiet=quiet, console=console)
+        pruned, report = stage.model, stage.report
+        if isinstance(settings, MagnitudeSettings):  # measured by the method itself, after strip_pruning
+            return _PruneStage(pruned, stage.details.accuracy, stage.details.sparsity, report)
+    training.compile_for(pruned, ds)
+    return _PruneStage(pruned, training.evaluate(pruned, ds), layer_sparsity(pruned), report)

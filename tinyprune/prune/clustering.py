@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from tinyprune.keras_facts import main_kernel
 from tinyprune.load.data import Dataset
 from tinyprune.errors import ConfigError
 
@@ -70,8 +71,9 @@ def values_per_output_channel(kernel: np.ndarray) -> int:
     return max(len(np.unique(flat[:, c])) for c in range(flat.shape[1]))
 
 
-def _kernel(layer):
-    return getattr(layer, "kernel", None) if not hasattr(layer, "depthwise_kernel") else None
+def _clusterable_kernel(layer):
+    """The kernel tfmot can cluster: a layer's main kernel, but not a depthwise one."""
+    return None if hasattr(layer, "depthwise_kernel") else main_kernel(layer)
 
 
 def _no_empty_channel(kernel: np.ndarray) -> bool:
@@ -89,7 +91,7 @@ def plan_clustering(model, bits: int) -> tuple[dict[str, str], dict[str, str]]:
         if hasattr(layer, "depthwise_kernel"):
             skipped[layer.name] = f"{type(layer).__name__}: tfmot cannot cluster it"
             continue
-        k = _kernel(layer)
+        k = _clusterable_kernel(layer)
         if k is None:
             continue
         w = k.numpy()
@@ -125,7 +127,7 @@ def cluster_model(model, ds: Dataset, bits: int = 4, epochs: int = 1, batch_size
     def wrap(layer):
         how = chosen.get(layer.name)
         if how is None:
-            if _kernel(layer) is not None:
+            if _clusterable_kernel(layer) is not None:
                 layer.trainable = False  # not clustered: keep its values (and zeros) while the rest fine-tune
             return layer
         return cl.cluster_weights(layer, number_of_clusters=2 ** bits,
@@ -140,7 +142,7 @@ def cluster_model(model, ds: Dataset, bits: int = 4, epochs: int = 1, batch_size
         stripped = cl.strip_clustering(wrapped)
     else:
         stripped = copy
-    values = {layer.name: values_per_output_channel(_kernel(layer).numpy())
-              for layer in stripped.layers if _kernel(layer) is not None}
+    values = {layer.name: values_per_output_channel(_clusterable_kernel(layer).numpy())
+              for layer in stripped.layers if _clusterable_kernel(layer) is not None}
     return ClusterResult(stripped, bits, chosen, skipped, values, layer_sparsity(stripped),
                          training.evaluate(stripped, ds))

@@ -30,6 +30,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from tinyprune.keras_facts import main_kernel
 from tinyprune.load.data import Dataset
 from tinyprune.errors import ConfigError, InputFileError, UnsupportedLayerError
 
@@ -243,11 +244,6 @@ def check_tensorboard() -> None:
                           "run without --tensorboard or install it")
 
 
-def _kernel(layer):
-    k = getattr(layer, "depthwise_kernel", None)
-    return k if k is not None else getattr(layer, "kernel", None)
-
-
 def is_prunable(layer) -> bool:
     """True if tfmot can prune this layer's kernel (tfmot's PruneRegistry, or a PrunableLayer)."""
     from tinyprune.tfsetup import tfmot
@@ -262,21 +258,21 @@ def is_prunable(layer) -> bool:
 def unprunable_layers(model) -> dict[str, str]:
     """Layers with a kernel that tfmot cannot prune (e.g. DepthwiseConv2D), name -> class."""
     return {layer.name: type(layer).__name__ for layer in model.layers
-            if _kernel(layer) is not None and not is_prunable(layer)}
+            if main_kernel(layer) is not None and not is_prunable(layer)}
 
 
 def layer_sparsity(model) -> dict[str, float]:
     """Fraction of exact zeros in each layer's main kernel (Conv/Dense/Depthwise)."""
     out = {}
     for layer in model.layers:
-        kernel = _kernel(layer)
+        kernel = main_kernel(layer)
         if kernel is not None:
             out[layer.name] = float(np.mean(kernel.numpy() == 0.0))
     return out
 
 
 def _input_channels(layer) -> int:
-    return int(_kernel(layer).shape[-2])
+    return int(main_kernel(layer).shape[-2])
 
 
 @dataclass(frozen=True)
@@ -295,7 +291,7 @@ def plan_layers(model, opts: PruneOptions) -> list[LayerPlan]:
     names = {layer.name: layer for layer in model.layers}
     for name in opts.layer_targets:
         if name not in names:
-            close = [n for n in names if _kernel(names[n]) is not None]
+            close = [n for n in names if main_kernel(names[n]) is not None]
             raise ConfigError(f"no layer named {name!r} in the model; prunable layers: {', '.join(close)}")
         if not is_prunable(names[name]):
             raise UnsupportedLayerError(
@@ -303,7 +299,7 @@ def plan_layers(model, opts: PruneOptions) -> list[LayerPlan]:
                 "per-layer targets")
     plans = []
     for layer in model.layers:
-        if _kernel(layer) is None or not is_prunable(layer):
+        if main_kernel(layer) is None or not is_prunable(layer):
             continue
         kind = type(layer).__name__
         target = opts.layer_targets.get(layer.name, opts.schedule.final_sparsity)
@@ -354,7 +350,7 @@ class MagnitudeResult:
         pruned = {p.name for p in self.plans if p.pattern != "dense"}
         total = zeros = 0
         for layer in self.model.layers:
-            k = _kernel(layer)
+            k = main_kernel(layer)
             if k is not None and layer.name in pruned:
                 w = k.numpy()
                 total += w.size

@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from firmware_export import tflm
+from tinyprune.metrics import agreement, top1
 
 MAX_DIFF_SHOWN = 1  # quantized steps; above this the table marks the TFLite/TFLM difference
 
@@ -89,13 +90,7 @@ def tflite_run(data: bytes, x: np.ndarray, delegates: bool = False) -> np.ndarra
 
 
 def _accuracy(pred: np.ndarray, y: np.ndarray | None) -> float | None:
-    if y is None:
-        return None
-    return float((pred.argmax(axis=1) == y).mean())
-
-
-def _agree(a: np.ndarray, b: np.ndarray) -> float:
-    return float((a.argmax(axis=1) == b.argmax(axis=1)).mean())
+    return None if y is None else top1(pred, y)
 
 
 def parity_report(keras_model, tflite_bytes: bytes, x_val: np.ndarray,
@@ -123,9 +118,9 @@ def parity_report(keras_model, tflite_bytes: bytes, x_val: np.ndarray,
         float_accuracy=_accuracy(y_float, labels),
         tflite_accuracy=_accuracy(y_lite, labels),
         tflm_accuracy=_accuracy(y_micro, labels),
-        agree_float_tflite=_agree(y_float, y_lite),
-        agree_float_tflm=_agree(y_float, y_micro),
-        agree_tflite_tflm=_agree(y_lite, y_micro),
+        agree_float_tflite=agreement(y_float, y_lite),
+        agree_float_tflm=agreement(y_float, y_micro),
+        agree_tflite_tflm=agreement(y_lite, y_micro),
         max_abs_diff=float(diff.max()) if diff.size else 0.0,
         output_dtype=str(y_lite.dtype),
     )

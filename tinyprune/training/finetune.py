@@ -17,21 +17,12 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from tinyprune.load.data import Dataset
 from tinyprune.errors import ConfigError
+from tinyprune.keras_facts import ends_in_softmax
+from tinyprune.metrics import score
 from tinyprune.tfsetup import keras
 
 DEFAULT_LR = 1e-3  # Adam's default; fine-tuning after pruning uses it as well
 TRAIN_SEED = 0
-
-
-def ends_in_softmax(model) -> bool:
-    """True if the model's output is already a probability distribution."""
-    last = model.layers[-1]
-    last = getattr(last, "layer", last)  # a tfmot wrapper (pruning, clustering, QAT) holds the real layer
-    if isinstance(last, keras.layers.Softmax):
-        return True
-    act = getattr(last, "activation", None)
-    act = getattr(act, "activation", act)  # QAT replaces it with a QuantizeAwareActivation around the original
-    return act is not None and getattr(act, "__name__", "") == "softmax"
 
 
 def compile_for(model, ds: Dataset, lr: float = DEFAULT_LR, optimizer: Any = None):
@@ -113,13 +104,6 @@ def train(model, ds: Dataset, epochs: int, batch_size: int = 32, callbacks: Sequ
 
 def predict(model, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
     return model.predict(x, batch_size=batch_size, verbose=0)
-
-
-def score(y_pred: np.ndarray, y_true: np.ndarray) -> float:
-    """Top-1 accuracy for labels; negative mean squared error for regression targets."""
-    if y_true.ndim == 1 and np.issubdtype(y_true.dtype, np.integer):
-        return float((y_pred.reshape(len(y_true), -1).argmax(axis=1) == y_true).mean())
-    return -float(np.mean((y_pred.reshape(y_true.shape) - y_true) ** 2))
 
 
 def evaluate(model, ds: Dataset) -> float:

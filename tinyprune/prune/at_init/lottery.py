@@ -26,12 +26,12 @@ from rich.console import Console
 
 from tinyprune.prune.at_init import masks as masklib
 from tinyprune.load.data import Dataset
+from tinyprune.prune.methods import IMP_ROUNDS
 from tinyprune.errors import ConfigError
 from tinyprune.prune.at_init.pruner import exponential_schedule
 from tinyprune.prune.at_init.scores import magnitude_scores, prunable_layers
 from tinyprune.tfsetup import keras
 
-IMP_ROUNDS = 5  # default number of prune-rewind rounds (the CLI help's "IMP 5")
 
 
 @dataclass

@@ -26,8 +26,8 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from tinyprune.prune.at_init import masks as masklib
 from tinyprune.errors import ConfigError, DataError
 from tinyprune.prune.at_init.scores import SCORES, needs_data
+from tinyprune.prune.methods import SYNFLOW_ROUNDS
 
-SYNFLOW_ROUNDS = 100  # Tanaka et al. 2020, Sec. 6: 100 pruning iterations for SynFlow
 SCORING_PER_CLASS = 10  # GraSP's reference code samples a class-balanced batch (samples per class)
 SCORING_BATCH = 100  # batch size when labels are not classes (SNIP uses one mini-batch of 100)
 BATCH_SEED = 0

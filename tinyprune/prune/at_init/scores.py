@@ -45,6 +45,8 @@ from typing import Callable, Iterator, Protocol
 import numpy as np
 
 from tinyprune.errors import DataError, UnsupportedLayerError
+from tinyprune.keras_facts import ends_in_softmax
+from tinyprune.prune.methods import SCORES_NEEDING_DATA
 from tinyprune.tfsetup import keras, tf
 
 GRASP_TEMPERATURE = 200.0  # Wang et al. 2020, reference code (alecwangcq/GraSP, T=200)
@@ -95,21 +97,10 @@ def _kernel_list(model) -> tuple[list[str], list]:
 
 # ---------------------------------------------------------------------------------- helpers
 
-def _is_softmax_activation(act) -> bool:
-    return act is not None and getattr(act, "__name__", "") == "softmax"
-
-
-def _ends_in_softmax(model) -> bool:
-    last = model.layers[-1]
-    if isinstance(last, keras.layers.Softmax):
-        return True
-    return _is_softmax_activation(getattr(last, "activation", None))
-
-
 def _logits(model, x):
     """The model's output before a final softmax (log-probabilities stand in if it has one)."""
     out = model(x, training=False)
-    if _ends_in_softmax(model):
+    if ends_in_softmax(model):
         return tf.math.log(tf.clip_by_value(out, 1e-12, 1.0))
     return out
 
@@ -204,9 +195,9 @@ def _float64_twin(model):
     config = _to_float64(model.get_config())
     twin = model.__class__.from_config(config)
     last = twin.layers[-1]
-    if isinstance(last, keras.layers.Softmax | keras.layers.Activation) and _ends_in_softmax(twin):
+    if isinstance(last, keras.layers.Softmax | keras.layers.Activation) and ends_in_softmax(twin):
         twin = keras.Model(twin.inputs, last.input)
-    elif _ends_in_softmax(twin):
+    elif ends_in_softmax(twin):
         last.activation = keras.activations.linear
     _TWINS[model] = twin
     return twin
@@ -238,7 +229,7 @@ SCORES: dict[str, Callable[..., dict[str, np.ndarray]]] = {
     "grasp": grasp_scores,
     "synflow": synflow_scores,
 }
-NEEDS_DATA: frozenset[str] = frozenset({"snip", "grasp"})
+NEEDS_DATA: frozenset[str] = SCORES_NEEDING_DATA  # one list, in tinyprune.prune.methods
 
 
 def needs_data(name: str) -> bool:

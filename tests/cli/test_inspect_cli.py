@@ -1,0 +1,19 @@
+"""`tinyprune inspect`: what the tables show."""
+
+from __future__ import annotations
+
+from tests.helpers import run_cli
+
+
+def _titles(text: str) -> list[str]:
+    return [ln.strip() for ln in text.splitlines() if ln.strip() in ("operators", "tensors")]
+
+
+def test_no_tensors_leaves_out_the_tensor_table(demo_int8):
+    full = run_cli(["inspect", str(demo_int8)])
+    short = run_cli(["inspect", str(demo_int8), "--no-tensors"])
+    assert full.returncode == 0 and short.returncode == 0, full.stderr + short.stderr
+    assert _titles(full.stdout) == ["operators", "tensors"]
+    assert _titles(short.stdout) == ["operators"]
+    assert "CONV_2D" in short.stdout and "1x8x8x16" in short.stdout  # the operator table stays
+    assert "activat" in full.stdout and "activat" not in short.stdout  # tensor kinds are gone

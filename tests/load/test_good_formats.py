@@ -1,0 +1,31 @@
+"""The formats a tf_keras user saves in load and give the same outputs as the model that was saved."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tests.helpers import DEMO_MODEL
+
+
+@pytest.fixture(scope="module")
+def demo():
+    from tinyprune.load.model import load_model
+
+    return load_model(DEMO_MODEL)
+
+
+@pytest.mark.parametrize("fmt", ["keras", "savedmodel"])
+def test_tf_keras_formats_load_with_equal_outputs(demo, fmt, tmp_path, digits):
+    from tinyprune.load.model import load_model
+
+    path = tmp_path / ("m.keras" if fmt == "keras" else "saved")
+    if fmt == "keras":
+        demo.save(path)
+    else:
+        demo.save(path, save_format="tf")
+        assert (path / "saved_model.pb").is_file() and (path / "keras_metadata.pb").is_file()
+    loaded = load_model(path)
+    x = digits.fit_to(demo.input_shape).x_val[:32]
+    np.testing.assert_allclose(loaded.predict(x, verbose=0), demo.predict(x, verbose=0), atol=1e-6)
+    assert [layer.name for layer in loaded.layers] == [layer.name for layer in demo.layers]

@@ -1,0 +1,166 @@
+"""What each pruning method is asked to do: one typed settings object per method kind.
+
+The CLI subcommands and the `[prune]` section of a `run` config both build one of these, so a
+method reads the same fields whichever door the user came in by. `check()` rejects values that
+cannot work before any model is loaded (and before TensorFlow is imported). This module holds
+settings and their checks; it runs nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Union
+
+from tinyprune.errors import ConfigError, DataError
+from tinyprune.prune.methods import METHODS, Method
+
+MAX_EPOCHS = 10_000  # no job here trains longer; also guards tf_keras against int overflow (2**63-1)
+MAX_BATCH = 65_536
+PRUNE_BREAK_EVEN = 1 / 8  # TFLM's PRUNE stores 1 mask bit per int8 weight (firmware_export.tflm_prune)
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """Fine-tuning / training after (or during) pruning."""
+
+    epochs: int = 2
+    batch_size: int = 32
+
+    def check(self) -> None:
+        if not 0 <= self.epochs <= MAX_EPOCHS:
+            raise ConfigError(f"--epochs must be in 0..{MAX_EPOCHS}, got {self.epochs}")
+        if not 1 <= self.batch_size <= MAX_BATCH:
+            raise ConfigError(f"--batch-size must be in 1..{MAX_BATCH}, got {self.batch_size}")
+
+
+@dataclass(frozen=True)
+class StructuredSettings:
+    """Filter removal (`tinyprune.prune.structured.prune_structured`)."""
+
+    ratio: float | None = None
+    layer_ratios: dict[str, float] = field(default_factory=dict)
+    importance: str = "l1"
+    reduction: str = "mean"
+    global_ranking: bool = False
+    ignore: tuple[str, ...] = ()
+    round_to: int = 1
+    steps: int = 1
+    method: str = "structured"
+
+    def check(self, has_data: bool, train: TrainSettings) -> None:
+        if self.ratio is None and not self.layer_ratios:
+            raise ConfigError("structured pruning needs --ratio R (fraction of channels to remove, in [0, 1)) "
+                              "or --layer-ratio NAME=R")
+        if self.ratio is not None and not 0.0 <= self.ratio < 1.0:
+            raise ConfigError(f"--ratio must be in [0, 1) (the fraction of channels to remove), got {self.ratio}")
+        if self.round_to < 1 or self.steps < 1:
+            raise ConfigError(f"--round-to and --steps must be >= 1, got {self.round_to} and {self.steps}")
+
+
+@dataclass(frozen=True)
+class MagnitudeSettings:
+    """tfmot magnitude pruning (`tinyprune.prune.magnitude`) and the compression TFLM decodes."""
+
+    final_sparsity: float = 0.5
+    initial_sparsity: float = 0.0
+    schedule: str = "polynomial"
+    begin_step: int = 0
+    end_step: int = -1
+    frequency: int | None = None
+    power: float = 3.0
+    layer_sparsity: tuple[str, ...] = ()
+    sparsity_config: str | None = None
+    m_by_n: str | None = None
+    block_size: str | None = None
+    pqat: bool = False
+    tensorboard: str | None = None
+    compress: str = "none"  # none | prune | lut | auto
+    bits: int = 4
+    method: str = "magnitude"
+
+    def prune_options(self):
+        """The library's `PruneOptions` (parses per-layer targets, M:N and block size)."""
+        from tinyprune.prune.magnitude import PruneOptions, Schedule, parse_block_size, parse_layer_targets, \
+            parse_m_by_n
+
+        schedule = Schedule(kind=self.schedule, initial_sparsity=self.initial_sparsity,
+                            final_sparsity=self.final_sparsity, begin_step=self.begin_step, end_step=self.end_step,
+                            frequency=self.frequency, power=self.power)
+        schedule.validate()
+        return PruneOptions(schedule=schedule,
+                            layer_targets=parse_layer_targets(tuple(self.layer_sparsity), self.sparsity_config),
+                            m_by_n=parse_m_by_n(self.m_by_n), block_size=parse_block_size(self.block_size),
+                            pqat=self.pqat, tensorboard_dir=self.tensorboard)
+
+    def check(self, has_data: bool, train: TrainSettings) -> None:
+        from firmware_export.compress import check_method
+        from firmware_export.lut import check_bits
+
+        self.prune_options()
+        check_bits(self.bits)
+        if self.compress != "none":
+            check_method(self.compress, self.bits)
+        if self.compress == "prune" and self.final_sparsity <= PRUNE_BREAK_EVEN and not self.layer_sparsity \
+                and not self.sparsity_config:
+            raise ConfigError(f"--compress prune saves flash only above {PRUNE_BREAK_EVEN:.1%} sparsity (the mask "
+                              f"costs 1 bit per weight); got --sparsity {self.final_sparsity}")
+        if not has_data:
+            raise ConfigError("magnitude pruning fine-tunes the model: give --data (digits or a .npz)")
+        if train.epochs < 1:
+            raise ConfigError(f"magnitude pruning needs --epochs of at least 1, got {train.epochs}")
+
+
+@dataclass(frozen=True)
+class AtInitSettings:
+    """Pruning at initialization (SynFlow, SNIP, GraSP, magnitude, random) or IMP (lottery tickets)."""
+
+    method: str = "synflow"
+    compression: float | None = None
+    rounds: int | None = None  # None: the method's default (tinyprune.prune.methods)
+    allow_collapse: bool = False
+    rewind_epoch: int = 0  # IMP only
+
+    @property
+    def spec(self) -> Method:
+        return METHODS[self.method]
+
+    @property
+    def resolved_rounds(self) -> int:
+        return self.spec.default_rounds if self.rounds is None else int(self.rounds)
+
+    def check(self, has_data: bool, train: TrainSettings) -> None:
+        method, rho = self.method, self.compression
+        if rho is None:
+            raise ConfigError(f"--method {method} needs --compression RHO (>= 1; kept fraction 1/RHO), "
+                              "e.g. --compression 10")
+        if not rho >= 1.0 or rho == float("inf"):
+            raise ConfigError(f"--compression must be >= 1 (kept fraction = 1/compression), got {rho}")
+        if self.resolved_rounds < 1:
+            raise ConfigError(f"--rounds must be at least 1, got {self.rounds}")
+        if self.spec.needs_data and not has_data:
+            what = ("trains the network every round" if self.spec.kind == "imp"
+                    else "scores weights with a batch of training data")
+            raise DataError(f"--method {method} {what}; give --data (digits or a .npz)")
+        if self.spec.kind == "imp":
+            if train.epochs < 1:
+                raise ConfigError(f"--method imp trains every round; --epochs must be >= 1, got {train.epochs}")
+            if not 0 <= self.rewind_epoch <= train.epochs:
+                raise ConfigError(f"--rewind-epoch must be in 0..{train.epochs} (the epochs of one round), "
+                                  f"got {self.rewind_epoch}")
+
+
+Settings = Union[StructuredSettings, MagnitudeSettings, AtInitSettings]
+
+
+def parse_layer_ratios(items) -> dict[str, float]:
+    """{'conv1': 0.5} from ('conv1=0.5', ...); one clear error for a malformed item."""
+    out: dict[str, float] = {}
+    for item in items or ():
+        name, sep, value = str(item).partition("=")
+        try:
+            if not sep or not name:
+                raise ValueError
+            out[name.strip()] = float(value)
+        except ValueError:
+            raise ConfigError(f"--layer-ratio {item!r}: expected NAME=R, e.g. conv2d=0.5") from None
+    return out
