@@ -5,6 +5,7 @@ Imported as `from tests.helpers import ...` (fixtures live in conftest.py, helpe
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -42,3 +43,43 @@ def loaded_modules_after(statement: str) -> set[str]:
     proc = run_python(f"{statement}\nimport sys\nprint(' '.join(sorted({{m.split('.')[0] for m in sys.modules}})))")
     assert proc.returncode == 0, proc.stderr
     return set(proc.stdout.split())
+
+
+HEAVY_MODULES = ("tensorflow", "tf_keras", "keras", "tensorflow_model_optimization")
+_REPORT = "@@cli-report@@"
+
+
+def cli_in_fresh_interpreter(*argvs: list[str], **kwargs) -> tuple[list[int], list[str], subprocess.CompletedProcess]:
+    """Run `tinyprune` once per argv inside one fresh interpreter, the way the console script does.
+
+    Returns (exit codes, the heavy ML modules that interpreter ended up importing, the process),
+    so a test can assert that a command on a .tflite, or a refusal, never started TensorFlow."""
+    code = (f"import json, sys\nfrom tinyprune.cli import main\ncodes = []\n"
+            f"for argv in {[list(map(str, a)) for a in argvs]!r}:\n"
+            "    try:\n        main(argv)\n    except SystemExit as e:\n        codes.append(e.code)\n"
+            f"heavy = [m for m in {HEAVY_MODULES!r} if m in sys.modules]\n"
+            f"print({_REPORT!r} + json.dumps({{'codes': codes, 'heavy': heavy}}), file=sys.stderr)\n")
+    proc = run_python(code, **kwargs)
+    line = next((ln for ln in reversed(proc.stderr.splitlines()) if ln.startswith(_REPORT)), None)
+    assert line is not None, proc.stderr[-3000:]
+    report = json.loads(line[len(_REPORT):])
+    return report["codes"], report["heavy"], proc
+
+
+def subclassed_model(units: int = 3, inputs: int = 4):
+    """A built subclassed tf_keras model (tinyprune refuses these: no config to check or rebuild)."""
+    import numpy as np
+
+    from tinyprune.tfsetup import keras
+
+    class Net(keras.Model):
+        def __init__(self):
+            super().__init__()
+            self.d = keras.layers.Dense(units)
+
+        def call(self, x):
+            return self.d(x)
+
+    net = Net()
+    net(np.zeros((1, inputs), np.float32))
+    return net

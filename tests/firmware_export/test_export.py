@@ -8,14 +8,13 @@ import math
 import re
 import shutil
 import subprocess
-import sys
 import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from tests.helpers import ROOT, run_cli, stderr_one_line
+from tests.helpers import ROOT, cli_in_fresh_interpreter, run_cli, stderr_one_line
 from firmware_export import tflm
 from firmware_export.cexport import export_c
 from firmware_export.ops import op_table
@@ -207,20 +206,9 @@ def test_cli_export_arduino_json(demo_int8, tmp_path):
 
 
 def test_export_and_inspect_do_not_import_tensorflow(demo_int8, tmp_path):
-    code = (
-        "import sys\n"
-        "from tinyprune.cli import main\n"
-        "for argv in ([%r, %r, '-o', %r, '--json'], [%r, %r, '--json']):\n"
-        "    try:\n"
-        "        main(argv)\n"
-        "    except SystemExit as e:\n"
-        "        assert e.code == 0, e.code\n"
-        "heavy = [m for m in ('tensorflow', 'tf_keras', 'tensorflow_model_optimization') if m in sys.modules]\n"
-        "print('HEAVY', heavy)\n"
-    ) % ("export", str(demo_int8), str(tmp_path / "fw"), "inspect", str(demo_int8))
-    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
-    assert p.returncode == 0, p.stderr
-    assert "HEAVY []" in p.stdout
+    codes, heavy, _ = cli_in_fresh_interpreter(["export", demo_int8, "-o", tmp_path / "fw", "--json"],
+                                               ["inspect", demo_int8, "--json"])
+    assert codes == [0, 0] and heavy == []
     assert (tmp_path / "fw" / "model_model_data.cc").is_file()
 
 

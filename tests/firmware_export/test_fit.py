@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import csv
 import json
-import subprocess
-import sys
 import tomllib
 from pathlib import Path
 
 import pytest
 
-from tests.helpers import ROOT, run_cli, stderr_one_line
+from tests.helpers import ROOT, cli_in_fresh_interpreter, run_cli, stderr_one_line
 from firmware_export import tflm
 from firmware_export.boards import Board, load_boards, select_boards
 from firmware_export.costmodel import model_cost
@@ -150,23 +148,9 @@ def test_cli_layers_table(demo_int8):
 def test_fit_cli_never_imports_tensorflow(demo_int8, tmp_path):
     boards = tmp_path / "tiny.toml"
     boards.write_text(TINY_BOARD)
-    code = f"""
-import sys
-from tinyprune.cli import main
-codes = []
-for args in (["fit", {str(demo_int8)!r}, "--all", "--json", "--layers"],
-             ["fit", {str(demo_int8)!r}, "--boards-file", {str(boards)!r}, "--json"],
-             ["boards"]):
-    try:
-        main(args)
-    except SystemExit as e:
-        codes.append(e.code)
-assert "tensorflow" not in sys.modules, "fit imported tensorflow"
-print("codes", codes, file=sys.stderr)
-"""
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=300)
-    assert proc.returncode == 0, proc.stderr
-    assert "codes [0, 1, 0]" in proc.stderr
+    codes, heavy, _ = cli_in_fresh_interpreter(["fit", demo_int8, "--all", "--json", "--layers"],
+                                               ["fit", demo_int8, "--boards-file", boards, "--json"], ["boards"])
+    assert codes == [0, 1, 0] and heavy == []
 
 
 def test_bad_input_unknown_board(demo_int8):

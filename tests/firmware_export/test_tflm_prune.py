@@ -132,22 +132,14 @@ def test_old_operator_codes_survive_the_editor(mlperf_dir):
 
 def test_cli_compress_end_to_end_without_tensorflow(demo_int8, tmp_path):
     import json
-    import subprocess
-    import sys
 
-    from tests.helpers import ROOT
+    from tests.helpers import cli_in_fresh_interpreter
 
     src = tmp_path / "sparse.tflite"
     src.write_bytes(_sparsify(demo_int8.read_bytes(), 0.8))
     out = tmp_path / "small.tflite"
-    code = ("import sys\nfrom tinyprune.cli import main\n"
-            "try:\n    main(['compress', %r, '-o', %r, '--method', 'prune', '--json'])\n"
-            "except SystemExit as e:\n    assert e.code == 0, e.code\n"
-            "print('HEAVY', [m for m in ('tensorflow', 'tf_keras') if m in sys.modules], file=sys.stderr)\n"
-            ) % (str(src), str(out))
-    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
-    assert p.returncode == 0, p.stderr
-    assert "HEAVY []" in p.stderr
+    codes, heavy, p = cli_in_fresh_interpreter(["compress", src, "-o", out, "--method", "prune", "--json"])
+    assert codes == [0] and heavy == [], p.stderr[-2000:]
     report = json.loads(p.stdout)
     assert report["outputs_identical_on_random_inputs"] is True
     assert report["compressed_bytes"] == out.stat().st_size < src.stat().st_size

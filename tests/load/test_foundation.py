@@ -5,13 +5,12 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from tests.helpers import ROOT, run_cli, stderr_one_line
+from tests.helpers import ROOT, cli_in_fresh_interpreter, run_cli, stderr_one_line, subclassed_model
 from tinyprune.errors import ConfigError, DataError, InputFileError, ModelLoadError
 
 
@@ -27,29 +26,9 @@ def _write_config(tmp_path: Path, **sections) -> Path:
 # ---------------------------------------------------------------- no TensorFlow on the fast paths
 
 def test_help_does_not_import_tensorflow():
-    code = textwrap.dedent("""
-        import sys
-        from tinyprune.cli import cli
-        try:
-            cli.main(["--help"], standalone_mode=False)
-        except SystemExit:
-            pass
-        print("TF" if "tensorflow" in sys.modules else "NOTF")
-    """)
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.strip().endswith("NOTF")
-    assert "run" in out.stdout and "Commands" in out.stdout
-
-
-def test_firmware_export_never_imports_tensorflow():
-    code = ("import sys, pkgutil, importlib, firmware_export\n"
-            "for m in pkgutil.iter_modules(firmware_export.__path__):\n"
-            "    importlib.import_module('firmware_export.' + m.name)\n"
-            "print(sorted(k for k in sys.modules if k.split('.')[0] in ('tensorflow', 'tf_keras', 'keras')))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == "[]"
+    codes, heavy, proc = cli_in_fresh_interpreter(["--help"])
+    assert codes == [0] and heavy == []
+    assert "run" in proc.stdout and "Commands" in proc.stdout
 
 
 # ---------------------------------------------------------------- data
@@ -124,19 +103,8 @@ def test_custom_layer_class_is_refused(tmp_path):
 
 def test_subclassed_savedmodel_is_refused(tmp_path):
     from tinyprune.load.model import load_model
-    from tinyprune.tfsetup import keras
 
-    class Net(keras.Model):
-        def __init__(self):
-            super().__init__()
-            self.d = keras.layers.Dense(2)
-
-        def call(self, x):
-            return self.d(x)
-
-    net = Net()
-    net(np.zeros((1, 3), np.float32))
-    net.save(tmp_path / "sub")
+    subclassed_model(2, 3).save(tmp_path / "sub")
     with pytest.raises(ModelLoadError, match="subclassed"):
         load_model(tmp_path / "sub")
 

@@ -431,15 +431,7 @@ def test_ignored_layer_keeps_its_channels():
 
 
 def test_subclassed_model_is_refused():
-    class Net(keras.Model):
-        def __init__(self):
-            super().__init__()
-            self.d = L.Dense(3)
+    from tests.helpers import subclassed_model
 
-        def call(self, x):
-            return self.d(x)
-
-    net = Net()
-    net(np.zeros((1, 4), np.float32))
     with pytest.raises(ModelLoadError, match="subclassed"):
-        prune_structured(net, 0.5)
+        prune_structured(subclassed_model(3, 4), 0.5)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
 import pytest
 from tests.helpers import run_cli, stderr_one_line
 
@@ -68,19 +67,9 @@ def test_cli_unknown_ignore_and_unprunable_layer_exit_2(tmp_path, demo_model_pat
 
 
 def test_cli_subclassed_model_exit_2(tmp_path):
-    from tinyprune.tfsetup import keras
+    from tests.helpers import subclassed_model
 
-    class Net(keras.Model):
-        def __init__(self):
-            super().__init__()
-            self.d = keras.layers.Dense(3)
-
-        def call(self, x):
-            return self.d(x)
-
-    net = Net()
-    net(np.zeros((1, 4), np.float32))
-    net.save(tmp_path / "sub")
+    subclassed_model(3, 4).save(tmp_path / "sub")
     proc = run_cli(["prune", str(tmp_path / "sub"), "--method", "structured", "--ratio", "0.5", "-o", str(tmp_path / "o")])
     assert proc.returncode == 2 and "subclassed" in stderr_one_line(proc)
 

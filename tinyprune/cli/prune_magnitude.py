@@ -10,23 +10,32 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from tinyprune.cli import options
+from tinyprune.pipeline.settings import MagnitudeSettings
+
+DEFAULTS = MagnitudeSettings()
+
+if TYPE_CHECKING:
+    from tinyprune.pipeline.compress_stage import FlashRow
 
 
 @click.command("magnitude")
 @options.common()
-@click.option("--schedule", type=click.Choice(["polynomial", "constant"]), default="polynomial", show_default=True,
-              help="tfmot pruning schedule.")
-@click.option("--sparsity", "final_sparsity", type=float, default=0.5, show_default=True,
+@click.option("--schedule", type=click.Choice(["polynomial", "constant"]), default=DEFAULTS.schedule,
+              show_default=True, help="tfmot pruning schedule.")
+@click.option("--sparsity", "final_sparsity", type=float, default=DEFAULTS.final_sparsity, show_default=True,
               help="Final (target) sparsity in [0, 1).")
-@click.option("--initial-sparsity", type=float, default=0.0, show_default=True, help="PolynomialDecay start.")
-@click.option("--begin-step", type=int, default=0, show_default=True, help="First pruning step.")
-@click.option("--end-step", type=int, default=-1, show_default=True, help="Last pruning step (-1: end of training).")
-@click.option("--frequency", type=int, default=None, help="Steps between mask updates (default: auto).")
-@click.option("--power", type=float, default=3.0, show_default=True, help="PolynomialDecay exponent.")
+@click.option("--initial-sparsity", type=float, default=DEFAULTS.initial_sparsity, show_default=True,
+              help="PolynomialDecay start.")
+@click.option("--begin-step", type=int, default=DEFAULTS.begin_step, show_default=True, help="First pruning step.")
+@click.option("--end-step", type=int, default=DEFAULTS.end_step, show_default=True,
+              help="Last pruning step (-1: end of training).")
+@click.option("--frequency", type=int, default=DEFAULTS.frequency, help="Steps between mask updates (default: auto).")
+@click.option("--power", type=float, default=DEFAULTS.power, show_default=True, help="PolynomialDecay exponent.")
 @click.option("--layer-sparsity", multiple=True, help="Per-layer target, NAME=S (repeatable).")
 @click.option("--sparsity-config", default=None, help="TOML file mapping layer names to sparsity.")
 @click.option("--m-by-n", default=None, help="Structured M:N sparsity, e.g. 2:4.")
@@ -44,7 +53,7 @@ def magnitude(model: str, data: str | None, epochs: int, batch_size: int, output
     from rich.console import Console
 
     from tinyprune.pipeline.prune_job import prune_job
-    from tinyprune.pipeline.settings import MagnitudeSettings, TrainSettings
+    from tinyprune.pipeline.settings import TrainSettings
 
     method_options["layer_sparsity"] = tuple(method_options["layer_sparsity"])
     settings = MagnitudeSettings(**method_options)
@@ -61,7 +70,7 @@ def _pct(v: float | None) -> str:
     return "-" if v is None else f"{v:.2%}"
 
 
-def print_report(console, report: dict, rows: list[FlashRow], folder: Path) -> None:
+def print_report(console, report: dict, rows: list["FlashRow"], folder: Path) -> None:
     """Per-layer sparsity table, flash table, notes."""
     from rich.table import Table
 

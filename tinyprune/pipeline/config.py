@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from tinyprune.errors import ConfigError, InputFileError
-from tinyprune.pipeline.settings import MAX_BATCH, MAX_EPOCHS
+from tinyprune.pipeline.settings import MAX_BATCH, MAX_EPOCHS, MagnitudeSettings
 from tinyprune.prune.methods import METHODS
 
 DEFAULT_CONFIG = Path(__file__).with_name("default_run.toml")
@@ -40,8 +40,8 @@ class PruneSection:
     epochs: int = 4
     batch_size: int = 32
     # magnitude
-    initial_sparsity: float = 0.0
-    final_sparsity: float = 0.5
+    initial_sparsity: float = MagnitudeSettings.initial_sparsity
+    final_sparsity: float = MagnitudeSettings.final_sparsity
     # structured (and the budget search's channel selection)
     ratio: float = 0.5
     importance: str = "l1"

@@ -12,7 +12,10 @@ from dataclasses import dataclass, field
 from typing import Union
 
 from tinyprune.errors import ConfigError, DataError
+from tinyprune.prune.magnitude import Schedule
 from tinyprune.prune.methods import METHODS, Method
+
+_SCHEDULE = Schedule()
 
 MAX_EPOCHS = 10_000  # no job here trains longer; also guards tf_keras against int overflow (2**63-1)
 MAX_BATCH = 65_536
@@ -61,13 +64,13 @@ class StructuredSettings:
 class MagnitudeSettings:
     """tfmot magnitude pruning (`tinyprune.prune.magnitude`) and the compression TFLM decodes."""
 
-    final_sparsity: float = 0.5
-    initial_sparsity: float = 0.0
-    schedule: str = "polynomial"
-    begin_step: int = 0
-    end_step: int = -1
-    frequency: int | None = None
-    power: float = 3.0
+    final_sparsity: float = _SCHEDULE.final_sparsity  # the schedule's defaults live in tinyprune.prune.magnitude
+    initial_sparsity: float = _SCHEDULE.initial_sparsity
+    schedule: str = _SCHEDULE.kind
+    begin_step: int = _SCHEDULE.begin_step
+    end_step: int = _SCHEDULE.end_step
+    frequency: int | None = _SCHEDULE.frequency
+    power: float = _SCHEDULE.power
     layer_sparsity: tuple[str, ...] = ()
     sparsity_config: str | None = None
     m_by_n: str | None = None
