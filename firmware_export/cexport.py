@@ -227,7 +227,8 @@ def render_settings(name: str, model: TfliteModel, arena: tflm.ArenaReport, aren
         f"{arena.host_bytes} bytes; adjusted to a 32-bit\n"
         f"// target: {arena.target_bytes} bytes; plus a margin of {margin} bytes "
         f"({ARENA_MARGIN_FRACTION:.0%} + {ARENA_MARGIN_BYTES} B, rounded up to 16)\n"
-        "// for optimized-kernel scratch buffers and allocator drift (docs/export.md).\n"
+        "// for optimized-kernel scratch buffers and allocator drift. If AllocateTensors() fails,\n"
+        "// raise it; if it succeeds, interpreter.arena_used_bytes() tells the real need.\n"
         f"constexpr unsigned int {name}_tensor_arena_size = {arena_bytes};\n")
     return _header(f"{name}_model_settings.h", "\n".join(blocks), ("<cstdint>",))
 
