@@ -52,7 +52,7 @@ def float_models(tmp_path_factory, demo_model_path):
 
 
 def _resolver_calls(header: str) -> list[str]:
-    return re.findall(r"resolver\.(Add\w+)\(\);", header)
+    return re.findall(r"resolver\.(Add\w+)\((?:tflite::Register_\w+\(\))?\);", header)
 
 
 def _constant(header: str, name: str) -> int:
