@@ -24,9 +24,13 @@ EXIT_DOES_NOT_FIT = 1  # exit code when the model misses at least one board (2 i
               help="Extra board profiles (TOML, [[board]] tables; same format as the shipped boards.toml).")
 @click.option("--json", "as_json", is_flag=True, help="Print the estimates as JSON on stdout.")
 @click.option("--layers", is_flag=True, help="Also show the per-op latency and memory breakdown (peak marked).")
+@click.option("--flash", "flash_parts", is_flag=True,
+              help="Also show the flash parts (framework, kernel glue, CMSIS-NN, libc) of the first board.")
+@click.option("--generic-kernels", is_flag=True,
+              help="Estimate flash for generic op registrations (export --generic-kernels) instead of int8-only.")
 @click.pass_context
 def fit(ctx: click.Context, model: str, boards: tuple[str, ...], all_boards: bool, boards_file: str | None,
-        as_json: bool, layers: bool) -> None:
+        as_json: bool, layers: bool, flash_parts: bool, generic_kernels: bool) -> None:
     """Estimate flash, RAM and latency of MODEL.tflite on board profiles.
 
     Exit 0 when the model fits every board asked for, 1 when it does not, 2 on bad input.
@@ -42,9 +46,10 @@ def fit(ctx: click.Context, model: str, boards: tuple[str, ...], all_boards: boo
     names = list(boards) or None
     if names is None and not all_boards and boards_file is not None:
         names = [b.name for b in read_boards_file(boards_file)]
-    report = fit_model(tflite, select_boards(profiles, names, all_boards))
+    report = fit_model(tflite, select_boards(profiles, names, all_boards), narrow=not generic_kernels)
     if as_json:
         click.echo(report.to_json(layers=layers))
     else:
-        report.render(Console(width=None if sys.stdout.isatty() else PIPE_WIDTH), layers=layers)
+        report.render(Console(width=None if sys.stdout.isatty() else PIPE_WIDTH), layers=layers,
+                      flash=flash_parts)
     ctx.exit(0 if report.all_fit else EXIT_DOES_NOT_FIT)
