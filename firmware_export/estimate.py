@@ -22,6 +22,7 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import tomllib
@@ -77,21 +78,32 @@ class Factor:
 
 
 @dataclass(frozen=True)
+class CoreCost:
+    """Cycles per MAC of each op class on one core with CMSIS-NN, and its scalar-work factor."""
+
+    cycles_per_mac: dict[str, float]  # conv, depthwise, fc
+    scalar_factor: float  # multiplies element work and per-op overhead
+    uncertainty: float  # range: [point / (1 + u), point x (1 + u)]
+    basis: str
+
+
+@dataclass(frozen=True)
 class LatencyModel:
     """Constants of the latency model; see latency_calibration.toml for the formula and fit."""
 
-    cycles_per_mac: dict[str, float]
     cycles_per_element: float
     cycles_per_op: float
-    cores: dict[str, Factor]
+    cores: dict[str, CoreCost]
     kernels: dict[str, Factor]
     legacy_stacks: dict[str, float] = field(default_factory=dict)
+    engines: dict[str, dict[str, float]] = field(default_factory=dict)  # other engines, per op class
+    board_factors: dict[str, Factor] = field(default_factory=dict)  # a user's own calibration, per board
 
     def op_cycles(self, op: OpCost, core: str, kernels: str) -> float:
         c, k = self.cores[core], self.kernels[kernels]
-        mac = 0.0 if op.family == ELEMENTWISE else op.macs * self.cycles_per_mac[op.family]
+        mac = 0.0 if op.family == ELEMENTWISE else op.macs * c.cycles_per_mac[op.family]
         scalar = op.elements * self.cycles_per_element + self.cycles_per_op
-        return mac * c.mac_factor * k.mac_factor + scalar * c.scalar_factor
+        return mac * k.mac_factor + scalar * c.scalar_factor
 
     def uncertainty(self, core: str, kernels: str) -> float:
         return (1 + self.cores[core].uncertainty) * (1 + self.kernels[kernels].uncertainty) - 1
@@ -100,19 +112,17 @@ class LatencyModel:
 @functools.cache
 def load_latency_model(path: Path = CALIBRATION_FILE) -> LatencyModel:
     doc = tomllib.loads(Path(path).read_text())
-
-    def factors(section: dict) -> dict[str, Factor]:
-        return {name: Factor(float(v["mac_factor"]), float(v.get("scalar_factor", 1.0)),
-                             float(v["uncertainty"]), str(v.get("basis", "")))
-                for name, v in section.items()}
-
+    cores = {name: CoreCost({f: float(v[f]) for f in ("conv", "depthwise", "fc")}, float(v["scalar"]),
+                            float(v["uncertainty"]), str(v.get("basis", "")))
+             for name, v in doc["cores"].items()}
+    kernels = {name: Factor(float(v["mac_factor"]), 1.0, float(v["uncertainty"]), str(v.get("basis", "")))
+               for name, v in doc["kernels"].items()}
     return LatencyModel(
-        cycles_per_mac={k: float(v) for k, v in doc["cycles_per_mac"].items()},
         cycles_per_element=float(doc["work"]["cycles_per_element"]),
         cycles_per_op=float(doc["work"]["cycles_per_op"]),
-        cores=factors(doc["cores"]),
-        kernels=factors(doc["kernels"]),
+        cores=cores, kernels=kernels,
         legacy_stacks={k: float(v) for k, v in doc.get("legacy_stacks", {}).items()},
+        engines={k: {f: float(x) for f, x in v.items()} for k, v in doc.get("engines", {}).items()},
     )
 
 
@@ -139,10 +149,14 @@ def latency_cycles(cost: ModelCost, core: str, kernels: str, lm: LatencyModel | 
 
 
 def latency_ms(cost: ModelCost, board: Board, lm: LatencyModel | None = None) -> tuple[float, float, float]:
-    """(point, low, high) latency in ms of one inference on `board`."""
+    """(point, low, high) latency in ms of one inference on `board`; a user's calibration of
+    that board (`lm.board_factors`) scales the point and replaces the range."""
     lm = lm or load_latency_model()
     point = sum(latency_cycles(cost, board.core, board.kernels, lm)) / (board.clock_mhz * 1e3)
     u = lm.uncertainty(board.core, board.kernels)
+    user = lm.board_factors.get(board.name)
+    if user is not None:
+        point, u = point * user.mac_factor, user.uncertainty
     return point, point / (1 + u), point * (1 + u)
 
 
@@ -373,13 +387,14 @@ def fit_board(model: TfliteModel, cost: ModelCost, arena_bytes: int, board: Boar
 
 def fit_model(model: bytes | TfliteModel, boards: list[Board],
               arena: ArenaReport | int | None = None, narrow: bool = True,
-              calibration: "Any | None" = None) -> FitReport:
+              calibration: dict[str, Factor] | None = None) -> FitReport:
     """Estimate flash, RAM and latency of `model` on every board in `boards`.
 
     `arena` may be a measured ArenaReport, or the 32-bit arena in bytes; when omitted the
     model is allocated once in the real TFLM interpreter (raises TflmError if it cannot be).
     `narrow` says which registrations the firmware uses (the export's default: int8-only
-    variants); `calibration` is a user's latency calibration (`latency_fit.load_user_calibration`).
+    variants); `calibration` is a user's latency factors per board name
+    (`latency_user.load_user_calibration`, written by `calibrate_boards`).
     """
     if not isinstance(model, TfliteModel):
         model = parse_tflite(bytes(model))
@@ -391,10 +406,12 @@ def fit_model(model: bytes | TfliteModel, boards: list[Board],
     cost = model_cost(model)
     lm = load_latency_model()
     if calibration is not None:
-        lm = calibration.apply(lm)
+        lm = dataclasses.replace(lm, board_factors={**lm.board_factors, **calibration})
     results = [fit_board(model, cost, board_arena_bytes(model, report, b), b, lm=lm, narrow=narrow)
                for b in boards]
-    per_board = {b.name: [c / (b.clock_mhz * 1e3) for c in latency_cycles(cost, b.core, b.kernels, lm)]
+    per_board = {b.name: [c / (b.clock_mhz * 1e3) * (lm.board_factors[b.name].mac_factor
+                                                       if b.name in lm.board_factors else 1.0)
+                          for c in latency_cycles(cost, b.core, b.kernels, lm)]
                  for b in boards}
     peak = cost.peak_index
     layers = [LayerEstimate(op.index, op.op, op.output_shape, op.macs, op.elements, op.live_bytes,
