@@ -147,3 +147,28 @@ def test_fit_calibrate_bad_input(tmp_path, mlperf_dir):
     p = run_cli(["fit", "--calibrate", str(unknown), "--boards-file", str(boards)])
     assert p.returncode == 2 and "nope-board" in stderr_one_line(p)
     assert not calibration_path(boards).exists()
+
+
+def test_cycles_follow_the_qemu_instruction_counts(demo_int8, mlperf_dir):
+    """Instructions per Invoke measured in QEMU (tflm_cortex_m_sizes.md) for digits (not a
+    calibration model), vww and kws: estimated cycles / instructions (CPI) must be plausible for
+    an in-order Cortex-M pipeline and about the same for the three models on one core."""
+    import re
+
+    sizes = ROOT.parent.parent / "shared" / "reference" / "tflm_cortex_m_sizes.md"
+    if not sizes.is_file():
+        pytest.skip(f"{sizes} not found")
+    text = sizes.read_text()
+    counts = {}
+    for key, label in (("digits", "digits CNN"), ("vww", "vww_96_int8"), ("kws", "kws_ref_model")):
+        m4, m33 = re.search(rf"\| {label} \| ([\d.]+) M \| ([\d.]+) M \|", text).groups()
+        counts[key] = (float(m4) * 1e6, float(m33) * 1e6)
+    paths = {"digits": demo_int8, "vww": mlperf_dir / MODELS["vww"], "kws": mlperf_dir / MODELS["kws"]}
+    lm = load_latency_model()
+    from firmware_export.estimate import latency_cycles
+
+    for j, core in enumerate(("cortex-m4f", "cortex-m33")):
+        cpi = [sum(latency_cycles(model_cost(read_tflite(p)), core, "cmsis-nn", lm)) / counts[k][j]
+               for k, p in paths.items()]
+        assert all(0.8 < c < 2.0 for c in cpi), (core, cpi)
+        assert max(cpi) / min(cpi) < 1.25, (core, cpi)
