@@ -74,6 +74,7 @@ PRIOR_MAC = {"cortex-m0plus": 3.0, "cortex-m4f": 1.0, "cortex-m7": 0.6, "cortex-
 PRIOR_SCALAR = {"cortex-m0plus": 1.5, "cortex-m4f": 1.0, "cortex-m7": 0.74, "cortex-m33": 0.92}
 PRIOR_CPM = {"conv": 3.8, "depthwise": 8.0, "fc": 2.8}  # TFLM + CMSIS-NN on an M33 (the old fit)
 SD_CORE, SD_ENGINE_SPREAD, SD_LEGACY, SD_SCALAR = 1.0, 0.5, 0.35, 0.3
+SD_ENGINE_LEVEL = 1.5  # an engine is within a few x of TFLM + CMSIS-NN (anchors engines with one row)
 TFLM_WEIGHT = 3.0  # the TFLM + CMSIS-NN rows are the runtime being estimated: they weigh 3 other-engine rows
 TARGET_MEDIAN, TARGET_FACTOR, TARGET_COVERAGE = 0.20, 2.0, 0.90
 RANGE_QUANTILE = 0.95
@@ -178,6 +179,7 @@ class Fit:
         if self.engines:
             e = p[self.n_core + 1:].reshape(len(self.engines), 3)
             prior.append((e - e.mean(axis=1, keepdims=True)).ravel() / SD_ENGINE_SPREAD)
+            prior.append(e.mean(axis=1) / SD_ENGINE_LEVEL)
         return np.concatenate([r, *prior])
 
     def solve(self, mask: np.ndarray, x0: np.ndarray | None = None) -> np.ndarray:
