@@ -53,9 +53,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from firmware_export.costmodel import ELEMENTWISE, model_cost  # noqa: E402
-from firmware_export.estimate import CALIBRATION_FILE  # noqa: E402
-from firmware_export.tflite_model import read_tflite  # noqa: E402
+from firmware_export.costmodel import ELEMENTWISE, model_cost
+from firmware_export.estimate import CALIBRATION_FILE
+from firmware_export.tflite_model import read_tflite
 
 SHARED = Path(os.environ.get("TINYPRUNE_SHARED_DATA", ROOT.parent / "shared" / "data"))
 if not SHARED.is_dir():
@@ -274,8 +274,8 @@ def write_toml(fit: Fit, p: np.ndarray, loo: np.ndarray, cores: dict[str, dict],
     lines += ["# Kernel libraries, relative to CMSIS-NN.", "[kernels.cmsis-nn]", "mac_factor = 1.0", "uncertainty = 0.0",
               'basis = "what the TFLM + CMSIS-NN calibration rows ran"', "", "[kernels.reference]", "mac_factor = 4.6",
               "uncertainty = 0.5",
-              'basis = "Lai, Suda, Chandra 2018 (CMSIS-NN, arXiv:1801.06601): 4.6x throughput over the baseline kernels; '
-              'TFLM reference kernels assumed similar to that baseline; not calibrated"', "",
+              ('basis = "Lai, Suda, Chandra 2018 (CMSIS-NN, arXiv:1801.06601): 4.6x throughput over the baseline kernels; '
+               'TFLM reference kernels assumed similar to that baseline; not calibrated"'), "",
               "# Other engines' factors per op class (relative to TFLM + CMSIS-NN); only for the calibration table."]
     for i, e in enumerate(fit.engines):
         lines += [f'[engines."{e}"]', *(f"{cls} = {eng[i, k]:.4f}" for k, cls in enumerate(CLASSES)), ""]

@@ -41,11 +41,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from firmware_export import ops as ops_mod
-from firmware_export.arena_bound import ArenaBound, arena_bound
 from firmware_export import tflm
+from firmware_export.arena_bound import ArenaBound, arena_bound
+from firmware_export.errors import ConfigError, InputFileError, TfliteFormatError
 from firmware_export.files import check_writable, staged_dir
 from firmware_export.tflite_model import Tensor, TfliteModel, parse_tflite, read_tflite
-from firmware_export.errors import ConfigError, InputFileError, TfliteFormatError
 
 TEMPLATES = Path(__file__).with_name("templates")
 ARENA_MARGIN_FRACTION = 0.05  # CMSIS-NN scratch buffers the host's reference kernels do not ask for

@@ -33,7 +33,7 @@ from typing import Any
 from firmware_export.arena_bound import arena_bound
 from firmware_export.boards import KB, Board
 from firmware_export.costmodel import ELEMENTWISE, ModelCost, OpCost, model_cost
-from firmware_export.flash_model import FlashEstimate, estimate_flash
+from firmware_export.flash_model import estimate_flash
 from firmware_export.tflite_model import TfliteModel, parse_tflite
 from firmware_export.tflm import ArenaReport, measure_arena
 

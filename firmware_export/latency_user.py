@@ -142,9 +142,10 @@ def calibrate_boards(measured_csv: str | Path, boards_file: str | Path) -> Calib
         by_board.setdefault(r.board, []).append(r)
     fitted = [fit_board(b, rs) for b, rs in sorted(by_board.items())]
     path = calibration_path(boards_file)
-    lines = [f"# Latency calibration of the boards in {Path(boards_file).name}, written by `tinyprune fit --calibrate "
-             f"{Path(measured_csv).name}`.", "# factor = measured / shipped estimate (geometric mean of the rows); "
-             "the board's range becomes x/÷ (1 + uncertainty).", ""]
+    lines = [(f"# Latency calibration of the boards in {Path(boards_file).name}, written by `tinyprune fit --calibrate "
+              f"{Path(measured_csv).name}`."),
+             ("# factor = measured / shipped estimate (geometric mean of the rows); "
+              "the board's range becomes x/÷ (1 + uncertainty)."), ""]
     for b in fitted:
         lines += [f'[boards."{b.board}"]', f"factor = {b.factor:.6g}", f"uncertainty = {b.uncertainty:.4g}",
                   f"rows = {len(b.rows)}", ""]

@@ -21,8 +21,9 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
-from firmware_export.errors import TfliteFormatError, TflmError
 from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as schema
+
+from firmware_export.errors import TfliteFormatError, TflmError
 
 OPS_TABLE = Path(__file__).with_name("tflm_ops.toml")
 _BUILTIN_NAMES = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
@@ -92,7 +93,7 @@ def _op_uses(data: bytes) -> list[_Use]:
         for s in range(m.SubgraphsLength()):
             sg = m.Subgraphs(s)
 
-            def dtype(i: int) -> str | None:
+            def dtype(i: int, sg=sg) -> str | None:
                 if i < 0 or i >= sg.TensorsLength():
                     return None
                 return _TYPE_NAMES.get(sg.Tensors(i).Type(), "UNKNOWN")

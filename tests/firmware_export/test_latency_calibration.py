@@ -9,12 +9,12 @@ import math
 
 import pytest
 
-from tests.helpers import ROOT, run_cli, stderr_one_line
 from firmware_export.boards import CORES, Board
 from firmware_export.costmodel import model_cost
 from firmware_export.estimate import latency_ms, load_latency_model
 from firmware_export.latency_user import calibration_path
 from firmware_export.tflite_model import read_tflite
+from tests.helpers import ROOT, run_cli, stderr_one_line
 
 LATENCY_CSV = ROOT.parent.parent / "shared" / "reference" / "mlperf_tiny_latency.csv"
 MODELS = {"kws": "kws_ref_model.tflite", "ic": "pretrainedResnet_quant.tflite",
