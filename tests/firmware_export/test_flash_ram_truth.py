@@ -201,3 +201,20 @@ int main() {
     assert out["host"] == "direct\n"
     assert out["generic"] == "registered\ndirect\n"
     assert out["override"] == "uart:registered\nuart:direct\n"
+
+
+def test_fit_cli_shows_flash_parts_and_range(demo_int8):
+    import json
+
+    from tests.helpers import run_cli
+
+    p = run_cli(["fit", str(demo_int8), "--board", "nucleo-l4r5zi", "--flash"])
+    assert p.returncode == 0, p.stderr
+    assert "flash parts on nucleo-l4r5zi" in p.stdout and "int8-only registrations" in p.stdout
+    assert "CMSIS-NN NNSupportFunctions" in p.stdout and "toolchain libraries" in p.stdout
+    j = run_cli(["fit", str(demo_int8), "--board", "nucleo-l4r5zi", "--json"])
+    b = json.loads(j.stdout)["boards"][0]
+    assert b["flash_bytes_low"] < b["flash_bytes"] < b["flash_bytes_high"] and b["registration"] == "int8-only"
+    assert sum(part["bytes"] for part in b["flash_parts"]) == b["flash_bytes"]
+    g = json.loads(run_cli(["fit", str(demo_int8), "--board", "nucleo-l4r5zi", "--json", "--generic-kernels"]).stdout)
+    assert g["boards"][0]["registration"] == "generic" and g["boards"][0]["flash_bytes"] > b["flash_bytes"] + 20_000
