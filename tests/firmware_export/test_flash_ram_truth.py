@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -218,3 +219,27 @@ def test_fit_cli_shows_flash_parts_and_range(demo_int8):
     assert sum(part["bytes"] for part in b["flash_parts"]) == b["flash_bytes"]
     g = json.loads(run_cli(["fit", str(demo_int8), "--board", "nucleo-l4r5zi", "--json", "--generic-kernels"]).stdout)
     assert g["boards"][0]["registration"] == "generic" and g["boards"][0]["flash_bytes"] > b["flash_bytes"] + 20_000
+
+
+@pytest.mark.skipif(shutil.which("cmake") is None or shutil.which("g++") is None, reason="no cmake / g++")
+def test_cmake_compiles_tflm_tree_sources_with_tflm_flags(demo_int8, tmp_path):
+    """Configure the generated CMakeLists.txt on a stand-in TFLM tree (one source file) and build
+    the tflm library: every TFLM source and the program get TFLM's C++ flags."""
+    import json
+
+    export_c(demo_int8, tmp_path / "fw", name="d")
+    tree = tmp_path / "tree" / "tensorflow" / "lite" / "micro"
+    tree.mkdir(parents=True)
+    (tree / "stand_in.cc").write_text("int tflm_stand_in() { static int x = 1; return x; }\n")
+    build = tmp_path / "build"
+    cfg = subprocess.run(["cmake", "-S", str(tmp_path / "fw"), "-B", str(build), f"-DTFLM_TREE={tmp_path / 'tree'}",
+                          "-DCMAKE_EXPORT_COMPILE_COMMANDS=ON"], capture_output=True, text=True, check=False, timeout=120)
+    assert cfg.returncode == 0, cfg.stdout + cfg.stderr
+    b = subprocess.run(["cmake", "--build", str(build), "--target", "tflm"], capture_output=True, text=True,
+                       check=False, timeout=120)
+    assert b.returncode == 0, b.stdout + b.stderr
+    commands = json.loads((build / "compile_commands.json").read_text())
+    assert {Path(c["file"]).name for c in commands} >= {"stand_in.cc", "main.cc"}
+    for c in commands:
+        for flag in ("-fno-rtti", "-fno-exceptions", "-fno-threadsafe-statics", "-DTF_LITE_STATIC_MEMORY"):
+            assert flag in c["command"].split(), (Path(c["file"]).name, flag)
