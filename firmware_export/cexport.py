@@ -7,22 +7,25 @@
 - `NAME_model_settings.h`: input and output shape, element type, scale and zero point, class
   labels when given, and the tensor arena size `NAME_tensor_arena_size`;
 - `NAME_op_resolver.h`: `NAME_op_resolver()`, returning a `tflite::MicroMutableOpResolver<N>`
-  with exactly the N distinct operators of the flatbuffer (`AddDecode()` for TFLM_DECODE);
+  with exactly the N distinct operators of the flatbuffer (`AddDecode()` for TFLM_DECODE), each
+  with the narrowest registration TFLM has for the model's tensor types
+  (`AddConv2D(tflite::Register_CONV_2D_INT8())` for an int8 convolution; `ops.py`, [narrow] in
+  `tflm_ops.toml`), which links only CMSIS-NN's int8 code (23.3 KB less on the digits firmware);
+  `narrow_kernels=False` writes the generic registrations (every data type) instead;
 - `main.cc` (a minimal TFLM program using all of the above) and `CMakeLists.txt`;
 - with `arduino=True`, an Arduino library: `library.properties`, the sources under `src/`, and a
   sketch under `examples/NAME_inference/`.
 
-Arena size. The constant is the arena the real TFLM interpreter needs for this model on the
-64-bit host (`firmware_export.tflm.measure_arena`), adjusted to a 32-bit target
-(`ArenaReport.target_bytes`), plus a margin of `ARENA_MARGIN_FRACTION` (5%) of that figure and
-`ARENA_MARGIN_BYTES` (512 B), rounded up to 16 bytes. Why a margin at all: the host measurement
-uses TFLM's reference kernels; optimized kernels on the target (CMSIS-NN) request scratch buffers
-the reference kernels do not (e.g. the im2col buffer of a DSP convolution, about
-2 x input channels x kernel area bytes), and a different TFLM version or allocator alignment
-shifts the total by a few hundred bytes. 5% covers the scratch buffers of the MLPerf Tiny
-models; the fixed 512 B covers the alignment drift that a percentage misses on tiny models.
-The constant therefore stays within 10% of the measured arena for every MLPerf Tiny int8 model
-(docs/benchmarks.md, "Export and arena").
+Arena size. The constant starts from an upper bound of the smallest arena that works on the
+32-bit target (`arena_bound.py`): the arena the real TFLM interpreter needs on the 64-bit host
+(`firmware_export.tflm.measure_arena`), adjusted to 32 bits (`ArenaReport.target_bytes`), plus the
+CMSIS-NN scratch buffers the host's reference kernels do not ask for (after planning) and the
+alignment slack of every persistent allocation. On top of that bound comes a margin of
+`ARENA_MARGIN_FRACTION` (5%) and `ARENA_MARGIN_BYTES` (512 B), rounded up to 16 bytes, for a
+different TFLM version or vendor kernels. The bound is for cores with the DSP extension or none;
+when Helium (MVE) kernels need more, the header has a second constant under
+`#if defined(__ARM_FEATURE_MVE)`. The bound is never below the smallest arena that works on a
+Cortex-M4 (bisected) for the models in ../shared/reference/tflm_cortex_m_sizes.md (tested).
 
 Nothing is written until everything is checked: the file parses, every operator has a TFLM
 kernel (`ops.py`), the model is int8 when `require_int8` is set, and TFLM allocates and runs it.
@@ -39,9 +42,10 @@ from pathlib import Path
 
 from firmware_export import ops as ops_mod
 from firmware_export import tflm
+from firmware_export.arena_bound import ArenaBound, arena_bound
+from firmware_export.errors import ConfigError, InputFileError, TfliteFormatError
 from firmware_export.files import check_writable, staged_dir
 from firmware_export.tflite_model import Tensor, TfliteModel, parse_tflite, read_tflite
-from firmware_export.errors import ConfigError, InputFileError, TfliteFormatError
 
 TEMPLATES = Path(__file__).with_name("templates")
 ARENA_MARGIN_FRACTION = 0.05  # CMSIS-NN scratch buffers the host's reference kernels do not ask for
@@ -65,17 +69,20 @@ class ExportResult:
 
     out_dir: Path
     files: list[str]  # paths relative to out_dir
-    arena_bytes: int  # the constant in NAME_model_settings.h
+    arena_bytes: int  # the constant in NAME_model_settings.h (cores without Helium)
     host_arena_bytes: int  # measured by TFLM on the 64-bit host
     target_arena_bytes: int  # host figure adjusted to a 32-bit target
     ops: list[str]  # distinct operators, as registered in NAME_op_resolver.h
     model_bytes: int
     name: str = "model"
     resolver_methods: list[str] = field(default_factory=list)
+    resolver_calls: list[str] = field(default_factory=list)  # e.g. AddConv2D(tflite::Register_CONV_2D_INT8())
+    bound_arena_bytes: int = 0  # upper bound of the smallest working arena on the target (arena_bound.py)
+    mve_arena_bytes: int | None = None  # the constant for Helium cores, when larger than arena_bytes
 
     @property
     def margin_bytes(self) -> int:
-        return self.arena_bytes - self.target_arena_bytes
+        return self.arena_bytes - self.bound_arena_bytes
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -94,14 +101,16 @@ class ExportResult:
         t.add_row("model", f"{self.model_bytes:,} bytes, {len(self.ops)} operators: {', '.join(self.ops)}")
         t.add_row("arena (TFLM, 64-bit host)", f"{self.host_arena_bytes:,} bytes")
         t.add_row("arena (32-bit target)", f"{self.target_arena_bytes:,} bytes")
+        t.add_row("arena bound (+ CMSIS-NN scratch, alignment)", f"{self.bound_arena_bytes:,} bytes")
         t.add_row(f"{self.name}_tensor_arena_size", f"{self.arena_bytes:,} bytes "
-                  f"(target + {ARENA_MARGIN_FRACTION:.0%} + {ARENA_MARGIN_BYTES} B margin)")
+                  f"(bound + {ARENA_MARGIN_FRACTION:.0%} + {ARENA_MARGIN_BYTES} B margin)"
+                  + (f"; {self.mve_arena_bytes:,} on Helium cores" if self.mve_arena_bytes else ""))
         t.add_row("files", "\n".join(self.files))
         console.print(t)
 
 
 def arena_constant(target_bytes: int) -> int:
-    """The header's arena size: 32-bit target figure + 5% + 512 B, rounded up to 16 bytes."""
+    """The header's arena size: the 32-bit bound + 5% + 512 B, rounded up to 16 bytes."""
     raw = target_bytes + math.ceil(target_bytes * ARENA_MARGIN_FRACTION) + ARENA_MARGIN_BYTES
     return -(-raw // tflm.ARENA_ALIGNMENT) * tflm.ARENA_ALIGNMENT
 
@@ -210,7 +219,8 @@ def _io_block(name: str, role: str, t: Tensor) -> str:
 
 
 def render_settings(name: str, model: TfliteModel, arena: tflm.ArenaReport, arena_bytes: int,
-                    labels: list[str] | None) -> str:
+                    labels: list[str] | None, bound: ArenaBound | None = None,
+                    mve_arena_bytes: int | None = None) -> str:
     """NAME_model_settings.h: I/O facts, labels and the arena constant."""
     blocks = []
     for i, t in enumerate(model.input_tensors()):
@@ -221,31 +231,45 @@ def render_settings(name: str, model: TfliteModel, arena: tflm.ArenaReport, aren
         items = ",\n".join(f"  {_c_string(lb)}" for lb in labels)
         blocks.append(f"// Class labels, in output order.\nconstexpr int {name}_num_labels = {len(labels)};\n"
                       f"constexpr const char* {name}_labels[{len(labels)}] = {{\n{items}\n}};\n")
-    margin = arena_bytes - arena.target_bytes
+    base = bound.bound_bytes if bound is not None else arena.target_bytes
+    margin = arena_bytes - base
+    extra = (f"// + CMSIS-NN scratch {bound.scratch_bytes} + alignment slack {bound.slack_bytes} = bound "
+             f"{bound.bound_bytes} bytes;\n" if bound is not None else "")
+    constant = f"constexpr unsigned int {name}_tensor_arena_size = {arena_bytes};\n"
+    if mve_arena_bytes:
+        constant = (f"#if !defined(__ARM_FEATURE_MVE)\n{constant}"
+                    f"#else  // Helium (MVE) kernels ask for larger scratch buffers\n"
+                    f"constexpr unsigned int {name}_tensor_arena_size = {mve_arena_bytes};\n#endif\n")
     blocks.append(
         "// Tensor arena. TFLM measured on the 64-bit host: "
         f"{arena.host_bytes} bytes; adjusted to a 32-bit\n"
-        f"// target: {arena.target_bytes} bytes; plus a margin of {margin} bytes "
-        f"({ARENA_MARGIN_FRACTION:.0%} + {ARENA_MARGIN_BYTES} B, rounded up to 16)\n"
-        "// for optimized-kernel scratch buffers and allocator drift. If AllocateTensors() fails,\n"
-        "// raise it; if it succeeds, interpreter.arena_used_bytes() tells the real need.\n"
-        f"constexpr unsigned int {name}_tensor_arena_size = {arena_bytes};\n")
+        f"// target: {arena.target_bytes} bytes;\n{extra}"
+        f"// plus a margin of {margin} bytes ({ARENA_MARGIN_FRACTION:.0%} + {ARENA_MARGIN_BYTES} B, rounded up "
+        "to 16)\n// for other TFLM versions and vendor kernels. If AllocateTensors() fails, raise it; if it\n"
+        "// succeeds, interpreter.arena_used_bytes() tells the real need.\n"
+        + constant)
     return _header(f"{name}_model_settings.h", "\n".join(blocks), ("<cstdint>",))
 
 
 def render_op_resolver(name: str, model_ops: list[ops_mod.ModelOp]) -> str:
     """NAME_op_resolver.h: a function returning MicroMutableOpResolver<N> with exactly N ops."""
     n = len(model_ops)
-    calls = "".join(f"  resolver.{op.method}();  // {op.name}\n" for op in model_ops)
-    body = (f"// The {n} distinct operators of {name}, exactly as listed in its flatbuffer.\n"
+    calls = "".join(f"  resolver.{op.call};  // {op.name}\n" for op in model_ops)
+    narrow = [op.name for op in model_ops if op.narrow]
+    note = ("// Int8-only kernel variants (Register_*_INT8) where every use of the op is int8: they link\n"
+            "// only the int8 code paths of the optimized kernels (CMSIS-NN); on reference-kernel builds\n"
+            "// they are the generic kernels. Use the plain AddX() calls to accept every data type.\n"
+            if narrow else "")
+    body = (f"// The {n} distinct operators of {name}, exactly as listed in its flatbuffer.\n{note}"
             f"constexpr unsigned int {name}_op_count = {n};\n\n"
             f"// Keep the returned resolver alive as long as the interpreter that uses it\n"
             f"// (e.g. `static auto op_resolver = {name}_op_resolver();`).\n"
             f"inline tflite::MicroMutableOpResolver<{name}_op_count> {name}_op_resolver() {{\n"
             f"  tflite::MicroMutableOpResolver<{name}_op_count> resolver;\n{calls}"
             f"  return resolver;\n}}\n")
+    headers = sorted({op.header for op in model_ops if op.header})
     return _header(f"{name}_op_resolver.h", body,
-                   ('"tensorflow/lite/micro/micro_mutable_op_resolver.h"',))
+                   ('"tensorflow/lite/micro/micro_mutable_op_resolver.h"', *(f'"{h}"' for h in headers)))
 
 
 def render_template(template: str, values: dict[str, str]) -> str:
@@ -267,14 +291,16 @@ def _print_result(name: str, labels: list[str] | None) -> str:
 
 def render_files(model: TfliteModel, name: str, arena: tflm.ArenaReport, arena_bytes: int,
                  model_ops: list[ops_mod.ModelOp], arduino: bool,
-                 labels: list[str] | None) -> dict[str, str]:
+                 labels: list[str] | None, bound: ArenaBound | None = None,
+                 mve_arena_bytes: int | None = None) -> dict[str, str]:
     """Every output file, relative path -> text."""
     src = "src/" if arduino else ""
     h, cc = render_model_data(name, model.data)
     files = {
         f"{src}{name}_model_data.h": h,
         f"{src}{name}_model_data.cc": cc,
-        f"{src}{name}_model_settings.h": render_settings(name, model, arena, arena_bytes, labels),
+        f"{src}{name}_model_settings.h": render_settings(name, model, arena, arena_bytes, labels, bound,
+                                                          mve_arena_bytes),
         f"{src}{name}_op_resolver.h": render_op_resolver(name, model_ops),
     }
     values = {"name": name, "src": src, "print_result": _print_result(name, labels),
@@ -301,7 +327,7 @@ def _check_labels(labels: list[str] | None, model: TfliteModel) -> None:
 
 def export_c(model: bytes | str | Path, out_dir: str | Path, name: str = "model", arduino: bool = False,
              force: bool = False, labels: list[str] | None = None,
-             require_int8: bool = False) -> ExportResult:
+             require_int8: bool = False, narrow_kernels: bool = True) -> ExportResult:
     """Check `model` and write its TFLM C source folder to `out_dir` (see the module docstring).
 
     Raises (before writing anything): InputFileError / TfliteFormatError for a missing, non-tflite
@@ -314,7 +340,7 @@ def export_c(model: bytes | str | Path, out_dir: str | Path, name: str = "model"
     check_name(name)
     check_writable(out_dir, force)
     m = _load(model)
-    model_ops = ops_mod.model_ops(m.data)
+    model_ops = ops_mod.model_ops(m.data, narrow=narrow_kernels)
     ops_mod.check_supported(model_ops, source)
     if require_int8:
         check_int8(m, source)
@@ -322,8 +348,12 @@ def export_c(model: bytes | str | Path, out_dir: str | Path, name: str = "model"
     if not m.inputs or not m.outputs:
         raise TfliteFormatError(f"{source} has no input or output tensor; re-export it from the converter")
     arena = tflm.measure_arena(m.data)
-    arena_bytes = arena_constant(arena.target_bytes)
-    files = render_files(m, name, arena, arena_bytes, model_ops, arduino, labels)
+    bound = max((arena_bound(m, arena, "cmsis-nn", core) for core in ("cortex-m4f", "cortex-m0plus")),
+                key=lambda b: b.bound_bytes)
+    arena_bytes = arena_constant(bound.bound_bytes)
+    mve = arena_constant(arena_bound(m, arena, "cmsis-nn", "cortex-m55").bound_bytes)
+    mve_bytes = mve if mve > arena_bytes else None
+    files = render_files(m, name, arena, arena_bytes, model_ops, arduino, labels, bound, mve_bytes)
     with staged_dir(out_dir, force=force) as tmp:
         for rel, text in files.items():
             path = tmp / rel
@@ -332,4 +362,6 @@ def export_c(model: bytes | str | Path, out_dir: str | Path, name: str = "model"
     return ExportResult(out_dir=out_dir, files=sorted(files), arena_bytes=arena_bytes,
                         host_arena_bytes=arena.host_bytes, target_arena_bytes=arena.target_bytes,
                         ops=[op.name for op in model_ops], model_bytes=m.size_bytes, name=name,
-                        resolver_methods=[op.method for op in model_ops])
+                        resolver_methods=[op.method for op in model_ops],
+                        resolver_calls=[op.call for op in model_ops],
+                        bound_arena_bytes=bound.bound_bytes, mve_arena_bytes=mve_bytes)

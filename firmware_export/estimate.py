@@ -1,10 +1,13 @@
 """Flash, RAM and latency of a .tflite on each board profile: the `tinyprune fit` estimator.
 
-- Flash = model bytes + TFLM framework code + the code of each kernel the model uses
-  (reference or CMSIS-NN sizes), from `runtime_sizes.toml` (sources and estimates marked there).
-- RAM = the arena the real TFLM interpreter needs for this model, adjusted for a 32-bit target
-  (`tflm.measure_arena(...).target_bytes`), + the MicroInterpreter object + the op resolver
-  + a stack allowance (`runtime_sizes.toml`, [ram]).
+- Flash = model bytes + TFLM framework + kernel glue + CMSIS-NN function families + toolchain
+  libraries + start-up code, part by part (`flash_model.py`, data in `flash_parts.toml`, which
+  reproduces the linker maps of ../shared/reference/tflm_cortex_m_sizes.md), for the
+  registrations the export writes (int8-only variants by default), with a range.
+- RAM = an upper bound of the smallest arena that works on the 32-bit target (`arena_bound.py`:
+  the real TFLM interpreter's arena, adjusted to 32 bits, plus CMSIS-NN scratch buffers and
+  alignment slack), + the MicroInterpreter object + the op resolver + a stack allowance
+  (`runtime_sizes.toml`, [ram]).
 - Latency = sum over ops of (MACs x cycles/MAC for the op family, core and kernel library
   + element work + a per-op overhead) / clock, with a low/high range; the constants and the
   fit that produced them are in `latency_calibration.toml`.
@@ -19,6 +22,7 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import tomllib
@@ -26,8 +30,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from firmware_export.arena_bound import arena_bound
 from firmware_export.boards import KB, Board
 from firmware_export.costmodel import ELEMENTWISE, ModelCost, OpCost, model_cost
+from firmware_export.flash_model import estimate_flash
 from firmware_export.tflite_model import TfliteModel, parse_tflite
 from firmware_export.tflm import ArenaReport, measure_arena
 
@@ -39,22 +45,12 @@ CALIBRATION_FILE = Path(__file__).with_name("latency_calibration.toml")
 
 @dataclass(frozen=True)
 class RuntimeSizes:
-    """TFLM code and RAM overheads (bytes); see runtime_sizes.toml for the sources."""
+    """RAM outside the arena (bytes); see runtime_sizes.toml for the sources. Flash: flash_model.py."""
 
-    framework_bytes: int
-    kernel_bytes: dict[str, dict[str, int]]  # library -> op -> bytes
-    default_kernel_bytes: int
     interpreter_bytes: int
     resolver_bytes_per_op: int
     resolver_bytes_fixed: int
     stack_bytes: int
-
-    def kernel_code(self, op: str, kernels: str) -> int:
-        """Code bytes one kernel adds; CMSIS-NN falls back to the reference size when it has none."""
-        table = self.kernel_bytes.get(kernels, {})
-        if op in table:
-            return table[op]
-        return self.kernel_bytes.get("reference", {}).get(op, self.default_kernel_bytes)
 
     def ram_overhead(self, op_count: int) -> int:
         """RAM outside the arena: interpreter object + op resolver for `op_count` ops + stack."""
@@ -64,13 +60,8 @@ class RuntimeSizes:
 
 @functools.cache
 def load_runtime_sizes(path: Path = RUNTIME_SIZES_FILE) -> RuntimeSizes:
-    doc = tomllib.loads(Path(path).read_text())
-    k, r = doc["kernels"], doc["ram"]
+    r = tomllib.loads(Path(path).read_text())["ram"]
     return RuntimeSizes(
-        framework_bytes=int(doc["framework"]["code_bytes"]),
-        kernel_bytes={lib: {op: int(v) for op, v in table.items()}
-                      for lib, table in k.items() if isinstance(table, dict)},
-        default_kernel_bytes=int(k["default_bytes"]),
         interpreter_bytes=int(r["interpreter_bytes"]),
         resolver_bytes_per_op=int(r["resolver_bytes_per_op"]),
         resolver_bytes_fixed=int(r["resolver_bytes_fixed"]),
@@ -87,21 +78,32 @@ class Factor:
 
 
 @dataclass(frozen=True)
+class CoreCost:
+    """Cycles per MAC of each op class on one core with CMSIS-NN, and its scalar-work factor."""
+
+    cycles_per_mac: dict[str, float]  # conv, depthwise, fc
+    scalar_factor: float  # multiplies element work and per-op overhead
+    uncertainty: float  # range: [point / (1 + u), point x (1 + u)]
+    basis: str
+
+
+@dataclass(frozen=True)
 class LatencyModel:
     """Constants of the latency model; see latency_calibration.toml for the formula and fit."""
 
-    cycles_per_mac: dict[str, float]
     cycles_per_element: float
     cycles_per_op: float
-    cores: dict[str, Factor]
+    cores: dict[str, CoreCost]
     kernels: dict[str, Factor]
     legacy_stacks: dict[str, float] = field(default_factory=dict)
+    engines: dict[str, dict[str, float]] = field(default_factory=dict)  # other engines, per op class
+    board_factors: dict[str, Factor] = field(default_factory=dict)  # a user's own calibration, per board
 
     def op_cycles(self, op: OpCost, core: str, kernels: str) -> float:
         c, k = self.cores[core], self.kernels[kernels]
-        mac = 0.0 if op.family == ELEMENTWISE else op.macs * self.cycles_per_mac[op.family]
+        mac = 0.0 if op.family == ELEMENTWISE else op.macs * c.cycles_per_mac[op.family]
         scalar = op.elements * self.cycles_per_element + self.cycles_per_op
-        return mac * c.mac_factor * k.mac_factor + scalar * c.scalar_factor
+        return mac * k.mac_factor + scalar * c.scalar_factor
 
     def uncertainty(self, core: str, kernels: str) -> float:
         return (1 + self.cores[core].uncertainty) * (1 + self.kernels[kernels].uncertainty) - 1
@@ -110,29 +112,29 @@ class LatencyModel:
 @functools.cache
 def load_latency_model(path: Path = CALIBRATION_FILE) -> LatencyModel:
     doc = tomllib.loads(Path(path).read_text())
-
-    def factors(section: dict) -> dict[str, Factor]:
-        return {name: Factor(float(v["mac_factor"]), float(v.get("scalar_factor", 1.0)),
-                             float(v["uncertainty"]), str(v.get("basis", "")))
-                for name, v in section.items()}
-
+    cores = {name: CoreCost({f: float(v[f]) for f in ("conv", "depthwise", "fc")}, float(v["scalar"]),
+                            float(v["uncertainty"]), str(v.get("basis", "")))
+             for name, v in doc["cores"].items()}
+    kernels = {name: Factor(float(v["mac_factor"]), 1.0, float(v["uncertainty"]), str(v.get("basis", "")))
+               for name, v in doc["kernels"].items()}
     return LatencyModel(
-        cycles_per_mac={k: float(v) for k, v in doc["cycles_per_mac"].items()},
         cycles_per_element=float(doc["work"]["cycles_per_element"]),
         cycles_per_op=float(doc["work"]["cycles_per_op"]),
-        cores=factors(doc["cores"]),
-        kernels=factors(doc["kernels"]),
+        cores=cores, kernels=kernels,
         legacy_stacks={k: float(v) for k, v in doc.get("legacy_stacks", {}).items()},
+        engines={k: {f: float(x) for f, x in v.items()} for k, v in doc.get("engines", {}).items()},
     )
 
 
 # ---------------------------------------------------------------------------- estimates
 
-def flash_bytes(model: TfliteModel, kernels: str, sizes: RuntimeSizes | None = None) -> tuple[int, int]:
-    """(runtime code bytes, total flash bytes) for `model` built with `kernels`."""
-    sizes = sizes or load_runtime_sizes()
-    code = sizes.framework_bytes + sum(sizes.kernel_code(op, kernels) for op in sorted(model.op_names))
-    return code, model.size_bytes + code
+def flash_bytes(model: TfliteModel, kernels: str, sizes: RuntimeSizes | None = None,
+                core: str = "cortex-m4f", narrow: bool = True) -> tuple[int, int]:
+    """(code bytes, total flash bytes) for `model` built with `kernels` for `core`, with the
+    export's registrations (`narrow`: int8-only variants). Code = everything but the model array
+    (TFLM, CMSIS-NN, toolchain libraries, start-up). `sizes` is accepted for compatibility."""
+    est = estimate_flash(model, kernels, core, narrow)
+    return est.code_bytes, est.flash_bytes
 
 
 def ram_overhead_bytes(model: TfliteModel, sizes: RuntimeSizes | None = None) -> int:
@@ -147,10 +149,14 @@ def latency_cycles(cost: ModelCost, core: str, kernels: str, lm: LatencyModel | 
 
 
 def latency_ms(cost: ModelCost, board: Board, lm: LatencyModel | None = None) -> tuple[float, float, float]:
-    """(point, low, high) latency in ms of one inference on `board`."""
+    """(point, low, high) latency in ms of one inference on `board`; a user's calibration of
+    that board (`lm.board_factors`) scales the point and replaces the range."""
     lm = lm or load_latency_model()
     point = sum(latency_cycles(cost, board.core, board.kernels, lm)) / (board.clock_mhz * 1e3)
     u = lm.uncertainty(board.core, board.kernels)
+    user = lm.board_factors.get(board.name)
+    if user is not None:
+        point, u = point * user.mac_factor, user.uncertainty
     return point, point / (1 + u), point * (1 + u)
 
 
@@ -166,10 +172,10 @@ class BoardFit:
     clock_mhz: float
     kernels: str
     model_bytes: int
-    runtime_code_bytes: int
+    runtime_code_bytes: int  # everything but the model array (TFLM, CMSIS-NN, libc, start-up)
     flash_bytes: int
     flash_available: int
-    arena_bytes: int
+    arena_bytes: int  # upper bound of the smallest working arena on this core (arena_bound.py)
     ram_overhead_bytes: int
     ram_bytes: int
     ram_available: int
@@ -180,6 +186,10 @@ class BoardFit:
     fits_ram: bool
     fits: bool
     overshoot: str  # "" when it fits, else e.g. "flash over by 12.3 KB"
+    flash_bytes_low: int = 0
+    flash_bytes_high: int = 0
+    registration: str = "int8-only"  # which op registrations the flash figure assumes
+    flash_parts: list[dict] = field(default_factory=list)  # label, bytes, low, high, basis
 
 
 @dataclass
@@ -220,6 +230,7 @@ class FitReport:
         d: dict[str, Any] = {
             "model_bytes": self.model_bytes, "op_count": self.op_count, "macs": self.macs,
             "arena_host_bytes": self.arena_host_bytes, "arena_target_bytes": self.arena_target_bytes,
+            "arena_bound_bytes": self.arena_bound_bytes,
             "all_fit": self.all_fit, "boards": [asdict(r) for r in self.results],
         }
         if layers:
@@ -229,23 +240,31 @@ class FitReport:
     def to_json(self, layers: bool = False) -> str:
         return json.dumps(self.to_dict(layers), indent=2)
 
-    def render(self, console: Any, layers: bool = False) -> None:
-        """Print the fit table (and with `layers`, the per-op breakdown) on a rich console."""
+    @property
+    def arena_bound_bytes(self) -> int:
+        """The largest per-board arena figure (each an upper bound for its core)."""
+        return max((r.arena_bytes for r in self.results), default=self.arena_target_bytes)
+
+    def render(self, console: Any, layers: bool = False, flash: bool = False) -> None:
+        """Print the fit table (with `layers` the per-op breakdown, with `flash` the flash parts
+        of the first board) on a rich console."""
         from rich import box
         from rich.table import Table
 
         t = Table(title=f"fit: {self.model_bytes:,} B model, {self.macs:,} MACs, "
-                        f"arena {self.arena_target_bytes:,} B (32-bit)",
+                        f"arena <= {self.arena_bound_bytes:,} B (32-bit bound)",
                   box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, padding=(0, 1, 0, 0))
         t.add_column("board", no_wrap=True)
         t.add_column("cpu@MHz", no_wrap=True)
-        for col in ("flash KB", "RAM KB", "ms (range)"):
+        for col in ("flash KB (range)", "RAM KB", "ms (range)"):
             t.add_column(col, justify="right", no_wrap=True)
         t.add_column("fit", no_wrap=True)
         for r in self.results:
             verdict = "[green]yes[/]" if r.fits else "[red]NO[/]"
             t.add_row(r.board, f"{_core_label(r.core)}@{r.clock_mhz:g}",
-                      _used(r.flash_bytes, r.flash_available), _used(r.ram_bytes, r.ram_available),
+                      f"{_used(r.flash_bytes, r.flash_available)} "
+                      f"({r.flash_bytes_low / KB:,.0f}-{r.flash_bytes_high / KB:,.0f})",
+                      _used(r.ram_bytes, r.ram_available),
                       f"{_ms(r.latency_ms)} ({_ms(r.latency_ms_low)}-{_ms(r.latency_ms_high)})", verdict)
         console.print(t)
         for r in self.results:
@@ -253,8 +272,32 @@ class FitReport:
                 console.print(f"[red]does not fit[/] {r.board}: {r.overshoot}", highlight=False)
         if layers:
             self._render_layers(console)
-        console.print("[dim]KB used/available. flash = model + TFLM code; RAM = 32-bit TFLM arena + "
-                      "interpreter + stack; latency range: docs/fit.md[/]")
+        if flash or layers:
+            self._render_flash(console)
+        console.print("[dim]KB used/available. flash = model + TFLM framework + kernels + CMSIS-NN + libc "
+                      "(int8-only registrations, as exported; --flash for the parts); RAM = 32-bit arena bound "
+                      "+ interpreter + stack; ranges: docs/fit.md[/]")
+
+    def _render_flash(self, console: Any) -> None:
+        from rich import box
+        from rich.table import Table
+
+        if not self.results:
+            return
+        r = self.results[0]
+        t = Table(title=f"flash parts on {r.board} ({_core_label(r.core)}, {r.kernels}, "
+                        f"{r.registration} registrations)",
+                  box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, padding=(0, 1, 0, 0))
+        t.add_column("part", no_wrap=True)
+        t.add_column("bytes", justify="right", no_wrap=True)
+        t.add_column("range", justify="right", no_wrap=True)
+        t.add_column("basis")
+        for p in r.flash_parts:
+            t.add_row(p["label"], f"{p['bytes']:,}", f"{p['low']:,}-{p['high']:,}",
+                      p["basis"].split(":")[0].split(" ")[0])
+        t.add_row("total", f"{r.flash_bytes:,}", f"{r.flash_bytes_low:,}-{r.flash_bytes_high:,}", "",
+                  style="bold")
+        console.print(t)
 
     def _render_layers(self, console: Any) -> None:
         from rich import box
@@ -302,23 +345,33 @@ def _overshoot(fb: int, fa: int, rb: int, ra: int) -> str:
     return "; ".join(parts)
 
 
-def _arena_target(model: TfliteModel, arena: ArenaReport | int | None) -> tuple[int, int]:
-    if arena is None:
-        arena = measure_arena(model.data)
+def _arena_report(model: TfliteModel, arena: ArenaReport | int | None) -> ArenaReport | int:
+    return measure_arena(model.data) if arena is None else arena
+
+
+def board_arena_bytes(model: TfliteModel, arena: ArenaReport | int, board: Board) -> int:
+    """The arena figure for `board`: the upper bound for its core and kernels from a measured
+    ArenaReport (arena_bound.py), or the caller's own 32-bit figure when `arena` is an int."""
     if isinstance(arena, ArenaReport):
-        return arena.host_bytes, arena.target_bytes
-    return int(arena), int(arena)
+        return arena_bound(model, arena, board.kernels, board.core).bound_bytes
+    return int(arena)
 
 
 def fit_board(model: TfliteModel, cost: ModelCost, arena_bytes: int, board: Board,
-              sizes: RuntimeSizes | None = None, lm: LatencyModel | None = None) -> BoardFit:
+              sizes: RuntimeSizes | None = None, lm: LatencyModel | None = None,
+              narrow: bool = True) -> BoardFit:
     """The estimate for one board, given the model's cost and its 32-bit arena bytes."""
     sizes = sizes or load_runtime_sizes()
-    code, flash = flash_bytes(model, board.kernels, sizes)
+    flash_est = estimate_flash(model, board.kernels, board.core, narrow)
+    code, flash = flash_est.code_bytes, flash_est.flash_bytes
     overhead = ram_overhead_bytes(model, sizes)
     ram = arena_bytes + overhead
     point, low, high = latency_ms(cost, board, lm)
     fa, ra = board.flash_bytes, board.sram_bytes
+    parts = [{"label": "model array", "bytes": model.size_bytes, "low": model.size_bytes,
+              "high": model.size_bytes, "basis": "exact: the .tflite bytes"}]
+    parts += [{"label": q.label, "bytes": q.bytes, "low": q.low, "high": q.high, "basis": q.basis}
+              for q in flash_est.parts]
     return BoardFit(
         board=board.name, title=board.title, core=board.core, clock_mhz=board.clock_mhz,
         kernels=board.kernels, model_bytes=model.size_bytes, runtime_code_bytes=code,
@@ -327,23 +380,38 @@ def fit_board(model: TfliteModel, cost: ModelCost, arena_bytes: int, board: Boar
         latency_ms=point, latency_ms_low=low, latency_ms_high=high,
         fits_flash=flash <= fa, fits_ram=ram <= ra, fits=flash <= fa and ram <= ra,
         overshoot=_overshoot(flash, fa, ram, ra),
+        flash_bytes_low=flash_est.flash_bytes_low, flash_bytes_high=flash_est.flash_bytes_high,
+        registration="int8-only" if narrow else "generic", flash_parts=parts,
     )
 
 
 def fit_model(model: bytes | TfliteModel, boards: list[Board],
-              arena: ArenaReport | int | None = None) -> FitReport:
+              arena: ArenaReport | int | None = None, narrow: bool = True,
+              calibration: dict[str, Factor] | None = None) -> FitReport:
     """Estimate flash, RAM and latency of `model` on every board in `boards`.
 
     `arena` may be a measured ArenaReport, or the 32-bit arena in bytes; when omitted the
     model is allocated once in the real TFLM interpreter (raises TflmError if it cannot be).
+    `narrow` says which registrations the firmware uses (the export's default: int8-only
+    variants); `calibration` is a user's latency factors per board name
+    (`latency_user.load_user_calibration`, written by `calibrate_boards`).
     """
     if not isinstance(model, TfliteModel):
         model = parse_tflite(bytes(model))
-    host, target = _arena_target(model, arena)
+    report = _arena_report(model, arena)
+    if isinstance(report, ArenaReport):
+        host, target = report.host_bytes, report.target_bytes
+    else:
+        host = target = int(report)
     cost = model_cost(model)
     lm = load_latency_model()
-    results = [fit_board(model, cost, target, b, lm=lm) for b in boards]
-    per_board = {b.name: [c / (b.clock_mhz * 1e3) for c in latency_cycles(cost, b.core, b.kernels, lm)]
+    if calibration is not None:
+        lm = dataclasses.replace(lm, board_factors={**lm.board_factors, **calibration})
+    results = [fit_board(model, cost, board_arena_bytes(model, report, b), b, lm=lm, narrow=narrow)
+               for b in boards]
+    per_board = {b.name: [c / (b.clock_mhz * 1e3) * (lm.board_factors[b.name].mac_factor
+                                                       if b.name in lm.board_factors else 1.0)
+                          for c in latency_cycles(cost, b.core, b.kernels, lm)]
                  for b in boards}
     peak = cost.peak_index
     layers = [LayerEstimate(op.index, op.op, op.output_shape, op.macs, op.elements, op.live_bytes,

@@ -3,12 +3,15 @@
 The table of supported operators and their `tflite::MicroMutableOpResolver` methods is data, in
 `tflm_ops.toml` next to this module (with its sources). This module reads the operator set of
 every subgraph straight from the flatbuffer (so IF/WHILE bodies count) and maps it onto that
-table. It does not write C (`cexport.py`) and does not run the model (`tflm.py`).
+table. It also picks the narrowest registration TFLM offers for each operator (`[narrow]` in the
+table: `Register_CONV_2D_INT8()` when every CONV_2D of the model is int8 with int8 weights, ...),
+which the export writes and the flash estimate follows. It does not write C (`cexport.py`) and
+does not run the model (`tflm.py`).
 
 Example:
     >>> ops = model_ops(data)
-    >>> [op.method for op in ops]
-    ['AddConv2D', 'AddFullyConnected', 'AddSoftmax']
+    >>> [op.call for op in ops]
+    ['AddConv2D(tflite::Register_CONV_2D_INT8())', 'AddReshape()', 'AddSoftmax(tflite::Register_SOFTMAX_INT8())']
 """
 
 from __future__ import annotations
@@ -18,8 +21,9 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
-from firmware_export.errors import TfliteFormatError, TflmError
 from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as schema
+
+from firmware_export.errors import TfliteFormatError, TflmError
 
 OPS_TABLE = Path(__file__).with_name("tflm_ops.toml")
 _BUILTIN_NAMES = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
@@ -32,10 +36,27 @@ class ModelOp:
     name: str  # builtin name ("CONV_2D") or custom code ("TFLM_DECODE")
     custom: bool
     method: str | None  # e.g. "AddConv2D"; None when TFLM has no kernel for it
+    registration: str | None = None  # e.g. "Register_CONV_2D_INT8"; None = the generic default
+    header: str | None = None  # the TFLM header declaring `registration`
 
     @property
     def supported(self) -> bool:
         return self.method is not None
+
+    @property
+    def narrow(self) -> bool:
+        """True when a type-specific (int8-only) registration is used."""
+        return self.registration is not None
+
+    @property
+    def call(self) -> str:
+        """The resolver call as written in C++, e.g. `AddConv2D(tflite::Register_CONV_2D_INT8())`."""
+        arg = f"tflite::{self.registration}()" if self.registration else ""
+        return f"{self.method}({arg})"
+
+
+_TYPE_NAMES = {v: k for k, v in vars(schema.TensorType).items() if not k.startswith("_")}
+_NARROW_ROLES = ("input", "weights", "output")  # first input, second input, first output
 
 
 @functools.cache
@@ -45,8 +66,19 @@ def op_table() -> tuple[dict[str, str], dict[str, str]]:
     return dict(table["builtin"]), dict(table["custom"])
 
 
-def _op_codes(data: bytes) -> set[tuple[str, bool]]:
-    """(name, is_custom) of every operator used in any subgraph of `data`."""
+@functools.cache
+def narrow_table() -> dict[str, dict[str, str]]:
+    """Builtin name -> {function, input, weights, output} of its int8-only registration."""
+    table = tomllib.loads(OPS_TABLE.read_text(encoding="utf-8"))
+    return {name: dict(v) for name, v in table.get("narrow", {}).items()}
+
+
+# One use of an operator: (name, is_custom, (first input type, second input type, first output type)).
+_Use = tuple[str, bool, tuple[str | None, str | None, str | None]]
+
+
+def _op_uses(data: bytes) -> list[_Use]:
+    """Every operator use in every subgraph of `data`, with the tensor types it reads and writes."""
     try:
         m = schema.Model.GetRootAsModel(data, 0)
         codes = []
@@ -57,22 +89,60 @@ def _op_codes(data: bytes) -> set[tuple[str, bool]]:
                 codes.append(((c.CustomCode() or b"").decode("utf-8", "replace"), True))
             else:
                 codes.append((_BUILTIN_NAMES.get(builtin, f"OP_{builtin}"), False))
-        used = set()
+        uses: list[_Use] = []
         for s in range(m.SubgraphsLength()):
             sg = m.Subgraphs(s)
+
+            def dtype(i: int, sg=sg) -> str | None:
+                if i < 0 or i >= sg.TensorsLength():
+                    return None
+                return _TYPE_NAMES.get(sg.Tensors(i).Type(), "UNKNOWN")
+
             for k in range(sg.OperatorsLength()):
-                used.add(codes[sg.Operators(k).OpcodeIndex()])
-        return used
+                op = sg.Operators(k)
+                ins = [op.Inputs(j) for j in range(op.InputsLength())]
+                outs = [op.Outputs(j) for j in range(op.OutputsLength())]
+                types = (dtype(ins[0]) if ins else None, dtype(ins[1]) if len(ins) > 1 else None,
+                         dtype(outs[0]) if outs else None)
+                uses.append((*codes[op.OpcodeIndex()], types))
+        return uses
     except (IndexError, ValueError, UnicodeDecodeError, AttributeError) as e:
         raise TfliteFormatError(f"damaged .tflite: cannot read its operator table ({type(e).__name__}); "
                                 "re-export it from the converter") from None
 
 
-def model_ops(data: bytes) -> list[ModelOp]:
-    """The distinct operators of `data`, sorted by name, each with its resolver method."""
+def _op_codes(data: bytes) -> set[tuple[str, bool]]:
+    """(name, is_custom) of every operator used in any subgraph of `data`."""
+    return {(name, custom) for name, custom, _ in _op_uses(data)}
+
+
+def _narrow_registration(name: str, types: list[tuple[str | None, ...]]) -> tuple[str, str] | None:
+    """(function, header) of the int8-only registration for `name` if every use of it has the
+    required tensor types, else None."""
+    rule = narrow_table().get(name)
+    if rule is None or not types:
+        return None
+    for use in types:
+        for role, actual in zip(_NARROW_ROLES, use):
+            if role in rule and actual != rule[role]:
+                return None
+    return rule["function"], rule["header"]
+
+
+def model_ops(data: bytes, narrow: bool = True) -> list[ModelOp]:
+    """The distinct operators of `data`, sorted by name, each with its resolver method and, with
+    `narrow` (the default), the int8-only registration when TFLM has one that fits every use."""
     builtin, custom = op_table()
-    return sorted((ModelOp(name, is_custom, (custom if is_custom else builtin).get(name))
-                   for name, is_custom in _op_codes(data)), key=lambda op: op.name)
+    uses = _op_uses(data)
+    found: dict[tuple[str, bool], list] = {}
+    for name, is_custom, types in uses:
+        found.setdefault((name, is_custom), []).append(types)
+    result = []
+    for (name, is_custom), types in found.items():
+        method = (custom if is_custom else builtin).get(name)
+        reg = _narrow_registration(name, types) if narrow and method and not is_custom else None
+        result.append(ModelOp(name, is_custom, method, *(reg or (None, None))))
+    return sorted(result, key=lambda op: op.name)
 
 
 def check_supported(ops: list[ModelOp], source: str = "the model") -> None:

@@ -4,7 +4,17 @@
 // fills the input with its zero point (a blank sample: replace it with real data quantized as
 // q = round(x / {{name}}_input_scale) + {{name}}_input_zero_point), runs one inference and
 // prints the top-1 class and how much of the arena TFLM used.
+//
+// Where the output goes: MicroPrintf() formats into TFLM's DebugLog(). On the host (TARGET=linux)
+// DebugLog writes to stderr. On TARGET=cortex_m_generic DebugLog prints nothing until a callback
+// is registered with RegisterDebugLogCallback(); this program registers
+// tinyprune_debug_log(), which writes to stdout (newlib: semihosting or your _write() retarget).
+// To send it to a UART instead, define your own
+//   extern "C" void tinyprune_debug_log(const char* s) { ... }
+// in another file: the one here is weak and yours replaces it. On targets without
+// RegisterDebugLogCallback the call is skipped (a weak reference that stays null).
 #include <cstdint>
+#include <cstdio>
 
 #include "tensorflow/lite/micro/micro_interpreter.h"
 #include "tensorflow/lite/micro/micro_log.h"
@@ -15,6 +25,20 @@
 #include "{{name}}_model_settings.h"
 #include "{{name}}_op_resolver.h"
 
+// tinyprune: debug-log callback begin
+extern "C" {
+// Declared by tensorflow/lite/micro/cortex_m_generic/debug_log_callback.h on that target only;
+// weak, so that the program also links where it does not exist.
+void RegisterDebugLogCallback(void (*cb)(const char* s)) __attribute__((weak));
+
+// The debug-log callback: weak, so that a definition elsewhere in the firmware overrides it.
+__attribute__((weak)) void tinyprune_debug_log(const char* s) {
+  std::fputs(s, stdout);
+  std::fflush(stdout);
+}
+}  // extern "C"
+// tinyprune: debug-log callback end
+
 namespace {
 // TFLM needs a 16-byte aligned arena; its size is measured by tinyprune (see the settings header).
 alignas(16) uint8_t tensor_arena[{{name}}_tensor_arena_size];
@@ -23,6 +47,7 @@ alignas(16) uint8_t tensor_arena[{{name}}_tensor_arena_size];
 int main(int argc, char* argv[]) {
   (void)argc;
   (void)argv;
+  if (RegisterDebugLogCallback != nullptr) RegisterDebugLogCallback(tinyprune_debug_log);
   tflite::InitializeTarget();
 
   const tflite::Model* model = tflite::GetModel({{name}}_model_data);

@@ -51,7 +51,7 @@ def float_models(tmp_path_factory, demo_model_path):
 
 
 def _resolver_calls(header: str) -> list[str]:
-    return re.findall(r"resolver\.(Add\w+)\(\);", header)
+    return re.findall(r"resolver\.(Add\w+)\((?:tflite::Register_\w+\(\))?\);", header)
 
 
 def _constant(header: str, name: str) -> int:
@@ -162,17 +162,22 @@ def test_arena_report_is_read_right(demo_int8):
     assert not tflm.fits_in_arena(data, smaller)
 
 
-def test_header_arena_is_target_plus_documented_margin(digits_export, demo_int8):
-    arena = tflm.measure_arena(demo_int8.read_bytes())
-    # docs/export.md: target bytes + 5% + 512 B, rounded up to 16
-    expected = math.ceil((arena.target_bytes + math.ceil(arena.target_bytes * 0.05) + 512) / 16) * 16
+def test_header_arena_is_bound_plus_documented_margin(digits_export, demo_int8):
+    from firmware_export.arena_bound import arena_bound
+
+    m = read_tflite(demo_int8)
+    arena = tflm.measure_arena(m.data)
+    bound = arena_bound(m, arena, "cmsis-nn", "cortex-m4f").bound_bytes
+    # docs/export.md: the 32-bit bound (target + CMSIS-NN scratch + alignment slack) + 5% + 512 B, rounded up to 16
+    expected = math.ceil((bound + math.ceil(bound * 0.05) + 512) / 16) * 16
     s = (digits_export.out_dir / "digits_model_settings.h").read_text()
     assert _constant(s, "digits_tensor_arena_size") == expected == digits_export.arena_bytes
     assert digits_export.target_arena_bytes == arena.target_bytes < arena.host_bytes
+    assert digits_export.bound_arena_bytes == bound > arena.target_bytes
 
 
 @pytest.mark.shared_data
-def test_mlperf_tiny_int8_models_export_with_arena_within_10_percent(mlperf_dir, tmp_path):
+def test_mlperf_tiny_int8_models_export_with_arena_from_the_bound(mlperf_dir, tmp_path):
     models = sorted(mlperf_dir.glob("*.tflite"))
     assert models
     for path in models:
@@ -181,7 +186,10 @@ def test_mlperf_tiny_int8_models_export_with_arena_within_10_percent(mlperf_dir,
             continue
         r = export_c(path, tmp_path / path.stem, name="m")
         measured = tflm.measure_arena(m.data).host_bytes
-        assert abs(r.arena_bytes - measured) <= 0.10 * measured, (path.name, r.arena_bytes, measured)
+        # issue 16: the constant is the 32-bit bound (with CMSIS-NN scratch) + margin; it was within
+        # 10% of the host arena before scratch buffers were counted, now within 30% (str_ww: +25%)
+        assert r.bound_arena_bytes >= r.target_arena_bytes, path.name
+        assert measured * 0.95 <= r.arena_bytes <= 1.30 * measured, (path.name, r.arena_bytes, measured)
         smaller = int(measured * 0.95) // tflm.ARENA_ALIGNMENT * tflm.ARENA_ALIGNMENT
         assert tflm.fits_in_arena(m.data, measured) and not tflm.fits_in_arena(m.data, smaller), path.name
         calls = _resolver_calls((tmp_path / path.stem / "m_op_resolver.h").read_text())
@@ -202,7 +210,9 @@ def test_cli_export_arduino_json(demo_int8, tmp_path):
             "examples/digits_inference/digits_inference.ino", "main.cc", "CMakeLists.txt"} <= set(r["files"])
     assert (out / "src" / "digits_model_settings.h").is_file()
     assert "name=digits_tflm_model" in (out / "library.properties").read_text()
-    assert r["arena_bytes"] - r["target_arena_bytes"] == r["margin_bytes"] > 0
+    # issue 16: the margin sits on the 32-bit bound (target + CMSIS-NN scratch + alignment slack)
+    assert r["arena_bytes"] - r["bound_arena_bytes"] == r["margin_bytes"] > 0
+    assert r["bound_arena_bytes"] > r["target_arena_bytes"]
 
 
 def test_export_and_inspect_do_not_import_tensorflow(demo_int8, tmp_path):
