@@ -276,7 +276,7 @@ class FitReport:
             self._render_flash(console)
         console.print("[dim]KB used/available. flash = model + TFLM framework + kernels + CMSIS-NN + libc "
                       "(int8-only registrations, as exported; --flash for the parts); RAM = 32-bit arena bound "
-                      "+ interpreter + stack; ranges: docs/fit.md[/]")
+                      "+ interpreter + stack; ms ranges span the calibration's leave-one-out errors[/]")
 
     def _render_flash(self, console: Any) -> None:
         from rich import box
