@@ -57,9 +57,7 @@ from firmware_export.costmodel import ELEMENTWISE, model_cost
 from firmware_export.estimate import CALIBRATION_FILE
 from firmware_export.tflite_model import read_tflite
 
-SHARED = Path(os.environ.get("TINYPRUNE_SHARED_DATA", ROOT.parent / "shared" / "data"))
-if not SHARED.is_dir():
-    SHARED = Path("/work/shared/data")
+SHARED = Path(os.environ.get("TINYPRUNE_SHARED_DATA", ROOT.parent / "shared" / "data"))  # a git worktree: set it
 CSV = SHARED.parent / "reference" / "mlperf_tiny_latency.csv"
 MODEL_FILES = {"kws": "kws_ref_model.tflite", "ic": "pretrainedResnet_quant.tflite",
                "vww": "vww_96_int8.tflite", "ad": "ad01_int8.tflite"}

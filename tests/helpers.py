@@ -13,6 +13,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("TINYPRUNE_SHARED_DATA", ROOT.parent / "shared" / "data"))
+REFERENCE = SHARED.parent / "reference"  # ../shared/reference: measured sizes and latencies
 DEMO_MODEL = ROOT / "models" / "digits_cnn.h5"
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import ROOT, cli_in_fresh_interpreter, run_cli, stderr_one_line
+from tests.helpers import REFERENCE, cli_in_fresh_interpreter, run_cli, stderr_one_line
 from firmware_export import tflm
 from firmware_export.boards import Board, load_boards, select_boards
 from firmware_export.costmodel import model_cost
@@ -20,7 +20,7 @@ from firmware_export.tflite_model import read_tflite
 
 MLPERF_INT8 = ["ad01_int8.tflite", "kws_ref_model.tflite", "pretrainedResnet_quant.tflite",
                "str_ww_ref_model.tflite", "vww_96_int8.tflite"]
-CALIBRATION_CSV = ROOT.parent / "shared" / "reference" / "latency_calibration.csv"
+CALIBRATION_CSV = REFERENCE / "latency_calibration.csv"
 CALIBRATION_MODELS = {"kws": "kws_ref_model.tflite", "ic": "pretrainedResnet_quant.tflite",
                       "vww": "vww_96_int8.tflite", "ad": "ad01_int8.tflite"}
 

@@ -18,9 +18,9 @@ from firmware_export.cexport import export_c, render_template
 from firmware_export.flash_model import estimate_flash
 from firmware_export.ops import model_ops
 from firmware_export.tflite_model import read_tflite
-from tests.helpers import ROOT
+from tests.helpers import REFERENCE, ROOT
 
-SIZES_MD = ROOT.parent.parent / "shared" / "reference" / "tflm_cortex_m_sizes.md"
+SIZES_MD = REFERENCE / "tflm_cortex_m_sizes.md"
 if not SIZES_MD.is_file():
     SIZES_MD = ROOT.parent / "shared" / "reference" / "tflm_cortex_m_sizes.md"
 COLUMNS = ("digits", "vww_96_int8.tflite", "kws_ref_model.tflite")  # column order of the sizes table

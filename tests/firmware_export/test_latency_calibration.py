@@ -14,9 +14,9 @@ from firmware_export.costmodel import model_cost
 from firmware_export.estimate import latency_ms, load_latency_model
 from firmware_export.latency_user import calibration_path
 from firmware_export.tflite_model import read_tflite
-from tests.helpers import ROOT, run_cli, stderr_one_line
+from tests.helpers import REFERENCE, run_cli, stderr_one_line
 
-LATENCY_CSV = ROOT.parent.parent / "shared" / "reference" / "mlperf_tiny_latency.csv"
+LATENCY_CSV = REFERENCE / "mlperf_tiny_latency.csv"
 MODELS = {"kws": "kws_ref_model.tflite", "ic": "pretrainedResnet_quant.tflite",
           "vww": "vww_96_int8.tflite", "ad": "ad01_int8.tflite"}
 TFLM_STACKS = ("TFLM + CMSIS-NN", "TFLM v2.3.1 + CMSIS-NN")
@@ -155,7 +155,7 @@ def test_cycles_follow_the_qemu_instruction_counts(demo_int8, mlperf_dir):
     an in-order Cortex-M pipeline and about the same for the three models on one core."""
     import re
 
-    sizes = ROOT.parent.parent / "shared" / "reference" / "tflm_cortex_m_sizes.md"
+    sizes = REFERENCE / "tflm_cortex_m_sizes.md"
     if not sizes.is_file():
         pytest.skip(f"{sizes} not found")
     text = sizes.read_text()
