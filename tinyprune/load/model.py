@@ -5,6 +5,8 @@ and checked: a Keras 3 file, a Lambda layer or a custom (unregistered) layer cla
 stop the load with one line that says what to do. (A SavedModel folder is checked for
 Lambda layers only; its custom classes cannot load without --unsafe-load and their code.) Lambda layers and custom objects run
 Python code from the file, so they load only with `unsafe=True` (`--unsafe-load`).
+Classes that tf_keras itself ships outside keras.layers (TF_KERAS_SHIPPED_LAYERS, e.g.
+ConvNeXt's LayerScale) are tf_keras's code, not the file's: they are safe and loaded as such.
 A subclassed model is refused after loading (tinyprune needs the layer graph).
 
 This module loads models; it does not save, prune or convert them.
