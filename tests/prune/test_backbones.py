@@ -3,15 +3,17 @@
 Each family of tests/prune/backbones.py (tf_keras.applications, weights=None, 32x32x3, small
 width, our own GAP + Dense(4) head, randomized BatchNorm statistics) is pruned at ratio 0.3
 with the default l1 criterion. Each must be pruned with outputs equal to the zeroed-channel
-reference (`masked_equivalent`) within 1e-4 (relative to the output scale when that exceeds 1)
+reference (`masked_equivalent`) within 1e-4 (relative to the output scale when that exceeds 1:
+EfficientNetV2B0 outputs reach ~40 and float32 rounding gives up to 3e-3 there; in float64 the
+difference is 4e-12)
 and with fewer parameters, and the zeroing must change the original's output (so the check
 cannot pass vacuously) — or be refused with a typed error that names the layer. No family is
 refused today; the notes must name each boundary layer with its class and reason.
 
-int8 conversion + the real TFLM interpreter run here for the four smallest families
-(TFLM_FAMILIES: MobileNet 0.25, MobileNetV2 0.35, MobileNetV3Small 0.75 and its minimalistic
-variant, 0.2-0.5 MB int8); the TFLite converter takes 10-30 s per family on 2 cores, so every
-other family (EfficientNetB0/V2B0, NASNetMobile, RegNetX/Y002 and the big DenseNet121, ResNet50,
+int8 conversion + the real TFLM interpreter run here for three of the smallest families
+(TFLM_FAMILIES: MobileNet 0.25, MobileNetV3Small 0.75 and its minimalistic variant, 0.2-0.5 MB
+int8); the TFLite converter takes 10-30 s per family on 2 cores, so every other family
+(MobileNetV2, EfficientNetB0/V2B0, NASNetMobile, RegNetX/Y002 and the big DenseNet121, ResNet50,
 ConvNeXtTiny with 28-110 MB of float weights) is pruned and checked here but converted and run
 in TFLM only by benchmarks/bench_backbones.py (docs/structured.md has its table), to keep this
 file within its test-time budget. The CLI is checked on saved MobileNetV3Small (op layers with constants)
@@ -34,16 +36,22 @@ from tinyprune.quantize.int8 import quantize_int8
 
 RATIO = 0.3
 TOL = 1e-4
-TFLM_FAMILIES = ["MobileNet", "MobileNetV2", "MobileNetV3Small", "MobileNetV3SmallMinimalistic"]
+TFLM_FAMILIES = ["MobileNet", "MobileNetV3Small", "MobileNetV3SmallMinimalistic"]
 OTHERS = sorted(n for n in FAMILIES if n not in TFLM_FAMILIES)
 
 pytestmark = pytest.mark.slow
+
+
+_KEEP = {"RegNetX002"}  # reused by test_boundaries_are_named_with_their_reason
+_CACHE: dict = {}
 
 
 def _prune(name: str):
     """Build, prune and check one family; the tf_keras session is cleared first to keep memory flat."""
     from tinyprune.tfsetup import keras
 
+    if name in _CACHE:
+        return _CACHE[name]
     keras.backend.clear_session()
     model = build(name)
     r = prune_structured(model, RATIO)
@@ -57,6 +65,8 @@ def _prune(name: str):
     assert r.params_after < r.params_before
     for note in r.notes:  # every boundary is named: layer, class, why
         assert note.startswith("layer '") and ("treated as a boundary" in note or "mixes channels" in note), note
+    if name in _KEEP:
+        _CACHE[name] = (model, r, x)
     return model, r, x
 
 
@@ -163,6 +173,10 @@ def test_layerscale_from_another_module_is_still_custom_code(tmp_path):
             z.writestr(n, b)
     with pytest.raises(ModelLoadError, match="layer 'layer_scale' has custom class 'LayerScale'"):
         load_model(forged)
+    proc = run_cli(["prune", str(forged), "--method", "structured", "--ratio", "0.3", "-o", str(tmp_path / "out")])
+    assert proc.returncode == 2
+    line = stderr_one_line(proc)
+    assert line.startswith("error: ") and "'layer_scale'" in line and "custom class 'LayerScale'" in line, line
 
 
 def test_cli_refuses_cutting_a_boundary_layer_by_name(tmp_path):
