@@ -5,6 +5,8 @@ and checked: a Keras 3 file, a Lambda layer or a custom (unregistered) layer cla
 stop the load with one line that says what to do. (A SavedModel folder is checked for
 Lambda layers only; its custom classes cannot load without --unsafe-load and their code.) Lambda layers and custom objects run
 Python code from the file, so they load only with `unsafe=True` (`--unsafe-load`).
+Classes that tf_keras itself ships outside keras.layers (TF_KERAS_SHIPPED_LAYERS, e.g.
+ConvNeXt's LayerScale) are tf_keras's code, not the file's: they are safe and loaded as such.
 A subclassed model is refused after loading (tinyprune needs the layer graph).
 
 This module loads models; it does not save, prune or convert them.
@@ -27,11 +29,11 @@ _MODEL_CLASSES = {"Sequential", "Functional", "Model"}
 _H5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 
 
-def _walk_layers(config: Any) -> Iterator[tuple[str, str]]:
-    """Yield (class_name, layer name) for every layer dict in a Keras config, nested too."""
+def _walk_layers(config: Any) -> Iterator[tuple[str, str, str | None]]:
+    """Yield (class_name, layer name, module or None) for every layer dict in a Keras config, nested too."""
     if isinstance(config, dict):
         if "class_name" in config and isinstance(config.get("config"), dict):
-            yield config["class_name"], str(config["config"].get("name", "?"))
+            yield config["class_name"], str(config["config"].get("name", "?")), config.get("module")
         for v in config.values():
             yield from _walk_layers(v)
     elif isinstance(config, list):
@@ -51,18 +53,66 @@ def check_config(config: dict, source: str, unsafe: bool) -> None:
     if unsafe:
         return
     known = None
-    for cls, name in _walk_layers(config.get("config", config)):
+    for cls, name, module in _walk_layers(config.get("config", config)):
         if cls in _CODE_LAYERS:
             raise ModelLoadError(
                 f"{source}: layer '{name}' is a {cls} layer, which runs Python code stored in the "
                 "file; load it only if you trust the file, with --unsafe-load"
             )
         known = known or _known_layer_classes()
-        if cls not in known and not cls.endswith("Initializer") and cls not in _non_layer_classes():
+        if cls not in known and not cls.endswith("Initializer") and cls not in _non_layer_classes() \
+                and not is_tf_keras_shipped(cls, module):
             raise ModelLoadError(
                 f"{source}: layer '{name}' has custom class '{cls}', whose code would run at load; "
                 "pass --unsafe-load (and make the class importable) if you trust the file"
             )
+
+
+# ---------------------------------------------------------------- classes tf_keras ships (issue 15)
+# Layer classes that tf_keras itself defines outside keras.layers, by their defining module
+# (tf_keras's own package), and does not register for loading by name. A config that names one
+# runs tf_keras's code, not code from the file, so it is safe; load_model hands these classes
+# to tf_keras as custom_objects. Source: tf_keras/src/applications/{convnext,inception_resnet_v2}.py.
+TF_KERAS_SHIPPED_LAYERS: dict[str, tuple[str, ...]] = {
+    "tf_keras.src.applications.convnext": ("LayerScale", "StochasticDepth"),
+    "tf_keras.src.applications.inception_resnet_v2": ("CustomScaleLayer",),
+}
+
+
+def tf_keras_shipped_classes() -> dict[str, type]:
+    """{class name: class} for TF_KERAS_SHIPPED_LAYERS, imported from tf_keras itself; a class
+    is taken only if it really is defined in that tf_keras module."""
+    import importlib
+
+    from tinyprune.tfsetup import keras  # noqa: F401  (tf_keras must be set up first)
+
+    out: dict[str, type] = {}
+    for module, names in TF_KERAS_SHIPPED_LAYERS.items():
+        try:
+            mod = importlib.import_module(module)
+        except ImportError:
+            continue
+        for n in names:
+            cls = getattr(mod, n, None)
+            if isinstance(cls, type) and cls.__module__ == module:
+                out[n] = cls
+                registered = f"Custom>{n}"  # how register_keras_serializable() names it in a config
+                out[registered] = cls
+    return out
+
+
+def is_tf_keras_shipped(cls: str, module: str | None) -> bool:
+    """True when `cls` is a tf_keras-shipped class; a config that gives a `module` (.keras
+    files do) must give that class's own tf_keras module (or the public `keras.*` alias)."""
+    bare = cls.split(">")[-1]
+    for mod, names in TF_KERAS_SHIPPED_LAYERS.items():
+        if bare in names and (module is None or module == mod
+                              or module == mod.replace("tf_keras.src.", "keras.")):
+            return True
+    return False
+
+
+# ------------------------------------------------------------------------------------------
 
 
 def _non_layer_classes() -> set[str]:
@@ -163,10 +213,11 @@ def load_model(path: str | Path, unsafe: bool = False) -> Any:
     from tinyprune.tfsetup import keras
 
     try:
+        shipped = tf_keras_shipped_classes()
         if path.suffix == ".keras":
-            model = keras.models.load_model(path, compile=False, safe_mode=not unsafe)
+            model = keras.models.load_model(path, compile=False, safe_mode=not unsafe, custom_objects=shipped)
         else:
-            model = keras.models.load_model(path, compile=False)
+            model = keras.models.load_model(path, compile=False, custom_objects=shipped)
     except Exception as e:  # Keras raises many types for bad files; the message is what matters
         msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise ModelLoadError(f"{path} could not be loaded by tf_keras: {msg[:200]}") from None

@@ -45,7 +45,8 @@ DEPTHWISE = frozenset({"DepthwiseConv1D", "DepthwiseConv2D"})
 _DIMS = ("1D", "2D", "3D")
 PASS_THROUGH = frozenset(
     {"Activation", "ReLU", "LeakyReLU", "ELU", "ThresholdedReLU", "Softmax", "Dropout", "GaussianNoise",
-     "GaussianDropout", "AlphaDropout", "ActivityRegularization", "RepeatVector", "LayerNormalization"}
+     "GaussianDropout", "AlphaDropout", "ActivityRegularization", "RepeatVector", "LayerNormalization",
+     "Identity", "StochasticDepth"}  # StochasticDepth: tf_keras.applications.convnext, identity at inference
     | {f"{kind}{d}" for d in _DIMS for kind in (
         "MaxPooling", "AveragePooling", "GlobalMaxPooling", "GlobalAveragePooling", "ZeroPadding",
         "Cropping", "UpSampling", "SpatialDropout")}
@@ -53,7 +54,40 @@ PASS_THROUGH = frozenset(
 PER_CHANNEL_WEIGHTS = frozenset({"BatchNormalization", "PReLU"})
 ELEMENTWISE_MERGES = frozenset({"Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum"})
 SUPPORTED = (PRODUCERS | DEPTHWISE | PASS_THROUGH | PER_CHANNEL_WEIGHTS | ELEMENTWISE_MERGES
-             | {"InputLayer", "Flatten", "Reshape", "Concatenate"})
+             | {"InputLayer", "Flatten", "Reshape", "Concatenate", "Rescaling", "LayerScale"})
+_MODEL_CLASSES = frozenset({"Functional", "Sequential", "Model"})
+# Layer classes with a known reason to stop at (the others outside SUPPORTED get a generic one).
+BOUNDARY_REASONS = {
+    "Normalization": "keeps a mean and variance per channel in its config",
+    "Permute": "moves the channel axis",
+    "Embedding": "has no input channels to follow",
+}
+# Op layers tf_keras records for TensorFlow functions called on Keras tensors (`x + 3.0`,
+# `tf.nn.relu6(x)`, ...), by their `function` name. The ones below act on each value alone
+# (with broadcasting against tensors or scalar constants), so channel c of the output depends
+# on channel c of the inputs only: they join their tensor inputs' channels, like Add/Multiply.
+OP_LAYERS = frozenset({"TFOpLambda", "SlicingOpLambda"})
+ELEMENTWISE_OPS = frozenset(
+    {f"__operators__.{op}" for op in ("add", "sub", "mul", "truediv", "neg", "pow")}
+    | {f"math.{op}" for op in (
+        "add", "add_n", "subtract", "multiply", "scalar_mul", "truediv", "divide", "divide_no_nan",
+        "multiply_no_nan", "floordiv", "maximum", "minimum", "pow", "squared_difference",
+        "abs", "negative", "sigmoid", "tanh", "exp", "log", "log1p", "sqrt", "rsqrt", "square",
+        "reciprocal", "softplus", "softsign", "round", "floor", "ceil", "sign", "erf", "sin", "cos")}
+    | {f"nn.{op}" for op in ("relu", "relu6", "elu", "selu", "silu", "swish", "gelu", "leaky_relu",
+                              "sigmoid", "tanh", "softplus", "softsign")}
+    | {"clip_by_value", "identity", "cast", "stop_gradient"}
+)
+
+
+def _is_scalar(value) -> bool:
+    """A Python number or an array with a single value (it broadcasts over every channel)."""
+    if isinstance(value, (bool, int, float)):
+        return True
+    try:
+        return int(np.size(np.asarray(value, dtype=np.float64))) == 1
+    except (TypeError, ValueError):
+        return False
 
 
 @dataclass(frozen=True)
@@ -243,11 +277,103 @@ def check_graph_model(model) -> None:
         )
 
 
-def model_calls(model) -> list[tuple[str, str, dict, list[tuple[str, int, int]]]]:
-    """(layer name, class name, layer config, input tensor keys) for every layer call, in order.
+_CONSTANT = "_CONSTANT_VALUE"  # tf_keras's marker for a constant in place of a tensor
 
-    A tensor key is (layer name, node index, tensor index). Sequential models are read as a chain
-    whose first input is the model input, named "__input__" when there is no InputLayer.
+
+@dataclass
+class CallInputs:
+    """What one layer call reads, from its serialized inbound node.
+
+    keys: the tensors it reads, as (layer name, node index, tensor index): those of the first
+        argument (in order), then those passed by keyword (e.g. `y` of `tf.math.multiply`).
+    constants: the numbers or arrays it takes in place of tensors or as keyword operands
+        (e.g. the 3.0 of `x + 3.0`); strings, booleans and None (options such as a name or
+        a dtype) are left out.
+    """
+
+    keys: list[tuple[str, int, int]]
+    constants: list[object]
+
+
+def _is_ref(x) -> bool:
+    """A serialized tensor reference: [layer name, node index, tensor index(, kwargs)]."""
+    return (isinstance(x, (list, tuple)) and len(x) in (3, 4) and isinstance(x[0], str)
+            and isinstance(x[1], int) and not isinstance(x[1], bool)
+            and (x[0] == _CONSTANT or (isinstance(x[2], int) and not isinstance(x[2], bool))))
+
+
+def _kwarg_inputs(value, keys: list, constants: list) -> None:
+    """Tensor references and numeric constants inside a keyword argument (any nesting)."""
+    if isinstance(value, (list, tuple)) and len(value) == 3 and _is_ref(value):
+        keys.append((value[0], value[1], value[2]))
+    elif isinstance(value, dict):
+        if value.get("class_name") == "__tuple__":
+            _kwarg_inputs(value.get("items", []), keys, constants)
+        else:
+            for v in value.values():
+                _kwarg_inputs(v, keys, constants)
+    elif isinstance(value, (list, tuple)) and any(isinstance(v, (list, tuple, dict)) for v in value):
+        for v in value:
+            _kwarg_inputs(v, keys, constants)
+    elif isinstance(value, (bool, str)) or value is None:
+        return
+    else:
+        constants.append(value)
+
+
+def parse_inbound_node(node) -> CallInputs:
+    """Read one serialized inbound node in any form tf_keras writes.
+
+    A layer's node is a list of entries [layer, node index, tensor index, kwargs]; an op layer
+    (TFOpLambda, SlicingOpLambda) keeps its first argument's structure, so its node may be one
+    bare entry or a nested list or dict of entries; an entry may be a constant
+    ["_CONSTANT_VALUE", -1, value, kwargs]; kwargs may hold further tensor references.
+    """
+    entries: list = []
+
+    def walk(x) -> None:
+        if _is_ref(x):
+            entries.append(x)
+        elif isinstance(x, dict):
+            for v in x.values():
+                walk(v)
+        elif isinstance(x, (list, tuple)):
+            for v in x:
+                walk(v)
+
+    walk(node)
+    keys: list[tuple[str, int, int]] = []
+    constants: list[object] = []
+    kwargs: dict = {}
+    for e in entries:
+        if e[0] == _CONSTANT:
+            _kwarg_inputs(e[2], [], constants)
+        else:
+            keys.append((e[0], int(e[1]), int(e[2])))
+        if len(e) == 4 and isinstance(e[3], dict):
+            kwargs = e[3]  # the same kwargs are repeated on every entry of the first argument
+    for k, v in kwargs.items():
+        if k != "name":
+            _kwarg_inputs(v, keys, constants)
+    return CallInputs(keys, constants)
+
+
+def _skips_first_node(layer) -> bool:
+    """True for a nested model built on its own Input: tf_keras leaves its first (internal) node
+    out of the config, so the config's node k is the layer's node k + 1."""
+    try:
+        from tf_keras.src.engine.functional import _should_skip_first_node
+    except ImportError:  # pragma: no cover - older layouts
+        return False
+    return bool(_should_skip_first_node(layer))
+
+
+def layer_calls(model) -> list[tuple[str, str, dict, CallInputs, int]]:
+    """(call name, class name, layer config, inputs, node index) for every layer call, in order.
+
+    The call name is the layer name, or "name#k" for call k of a shared layer; the node index
+    is the one other layers' references use for this call's outputs. Sequential models are read
+    as a chain whose first input is the model input, named "__input__" when there is no InputLayer.
     """
     cfg = model.get_config()
     calls = []
@@ -256,18 +382,26 @@ def model_calls(model) -> list[tuple[str, str, dict, list[tuple[str, int, int]]]
         for entry in cfg["layers"]:
             name = entry["config"]["name"]
             calls.append((name, entry["class_name"], entry["config"],
-                          [] if entry["class_name"] == "InputLayer" else [prev]))
+                          CallInputs([] if entry["class_name"] == "InputLayer" else [prev], []), 0))
             prev = (name, 0, 0)
         return calls
     for entry in cfg["layers"]:
         nodes = entry.get("inbound_nodes") or [[]]
-        if len(nodes) > 1:  # a shared layer: one call per node, each a boundary
-            for k, node in enumerate(nodes):
-                calls.append((f"{entry['name']}#{k}", entry["class_name"], entry["config"],
-                              [(n[0], n[1], n[2]) for n in node]))
-            continue
-        calls.append((entry["name"], entry["class_name"], entry["config"], [(n[0], n[1], n[2]) for n in nodes[0]]))
+        offset = 1 if entry["class_name"] not in ("InputLayer",) and entry["class_name"] in _MODEL_CLASSES \
+            and _skips_first_node(model.get_layer(entry["name"])) else 0
+        for k, node in enumerate(nodes):
+            name = f"{entry['name']}#{k}" if len(nodes) > 1 else entry["name"]  # shared: one call per node
+            calls.append((name, entry["class_name"], entry["config"], parse_inbound_node(node), k + offset))
     return calls
+
+
+def model_calls(model) -> list[tuple[str, str, dict, list[tuple[str, int, int]]]]:
+    """(layer name, class name, layer config, input tensor keys) for every layer call, in order.
+
+    A tensor key is (layer name, node index, tensor index); keyword tensors are included (see
+    `layer_calls` for constants and node indices).
+    """
+    return [(name, cls, config, inputs.keys) for name, cls, config, inputs, _ in layer_calls(model)]
 
 
 def _output_keys(model) -> list[tuple[str, int, int]]:
@@ -342,11 +476,11 @@ class _Builder:
         if _is_sequential(model):
             shape = model.input_shape
             self.tensors[("__input__", 0, 0)] = self._fresh("__input__", shape[-1], fixed=True)
-        for name, cls, config, in_keys in model_calls(model):
+        for name, cls, config, call, node_index in layer_calls(model):
             base = name.split("#")[0]
-            inputs = [self.tensors.get(k) for k in in_keys]
-            out = self._visit(name, base, cls, config, in_keys, inputs)
-            self.tensors[(base, int(name.split("#")[1]) if "#" in name else 0, 0)] = out
+            inputs = [self.tensors.get(k) for k in call.keys]
+            out = self._visit(name, base, cls, config, call, inputs)
+            self.tensors[(base, node_index, 0)] = out
             kind = self._kind
             self.nodes.append(LayerNode(name, cls, kind, inputs, out, config))
             if base in self.ignore:
@@ -354,7 +488,7 @@ class _Builder:
         for key in _output_keys(model):
             self.uf.fix(self.tensors.get(key))
 
-    def _visit(self, name, base, cls, config, in_keys, inputs):
+    def _visit(self, name, base, cls, config, call: CallInputs, inputs):
         model = self.model
         layer = model.get_layer(base) if cls != "InputLayer" or not _is_sequential(model) else None
         self._kind = "boundary"
@@ -371,8 +505,14 @@ class _Builder:
         out_len = out_shape[-1] if len(out_shape) > 1 else None
         if "#" in name:
             return self._boundary(name, cls, inputs, out_len, "is shared (called more than once)")
-        if any(k[2] != 0 for k in in_keys):
+        if any(k[2] != 0 for k in call.keys):
             return self._boundary(name, cls, inputs, out_len, "reads a second output of a layer")
+        if cls in OP_LAYERS:
+            return self._op_layer(name, cls, config, call, inputs, out_len)
+        if cls in _MODEL_CLASSES:
+            return self._boundary(name, cls, inputs, out_len, "is a nested model")
+        if cls in BOUNDARY_REASONS:
+            return self._boundary(name, cls, inputs, out_len, BOUNDARY_REASONS[cls])
         if cls not in SUPPORTED:
             return self._boundary(name, cls, inputs, out_len, "is not a layer tinyprune can prune through")
         if not _channels_last(config):
@@ -397,6 +537,15 @@ class _Builder:
             self._kind = "through"
             for w in ("gamma", "beta", "moving_mean", "moving_variance"):
                 self._slice(layer, name, w, 0, x, "through")
+            return x
+        if cls == "Rescaling":
+            if not all(_is_scalar(config.get(k, 0.0)) for k in ("scale", "offset")):
+                return self._boundary(name, cls, inputs, out_len, "scales each channel by its own constant")
+            self._kind = "through"
+            return x
+        if cls == "LayerScale":  # tf_keras.applications.convnext: one gamma per channel
+            self._kind = "through"
+            self._slice(layer, name, "gamma", 0, x, "through")
             return x
         if cls == "PReLU":
             self._kind = "through"
@@ -455,6 +604,28 @@ class _Builder:
             return self._boundary(name, cls, inputs, out_shape[-1], "does not keep the channel axis last")
         self._kind = "reshape"
         return rows[0].copy()
+
+    def _op_layer(self, name, cls, config, call: CallInputs, inputs, out_len):
+        """A TFOpLambda (tf.math / tf.nn / tf.__operators__ op): element-wise ops join their
+        tensor inputs' channels; anything else, or a non-scalar constant operand, is a boundary."""
+        fn = str(config.get("function", "?"))
+        label = f"tf.{fn}"
+        if cls != "TFOpLambda" or fn not in ELEMENTWISE_OPS:
+            what = "slices its input" if cls == "SlicingOpLambda" else f"is the TensorFlow op '{label}'"
+            return self._boundary(name, cls, inputs, out_len,
+                                  f"{what}, which is not an element-wise op tinyprune prunes through")
+        for const in call.constants:
+            if not _is_scalar(const):
+                return self._boundary(name, cls, inputs, out_len,
+                                      f"applies '{label}' with a constant of shape {list(np.shape(const))}, "
+                                      "which would have to be cut per channel")
+        if not inputs:
+            return self._boundary(name, cls, inputs, out_len, f"applies '{label}' to constants only")
+        out = self._merge(name, cls, inputs, out_len)
+        if self._kind != "boundary" and (out is None or out_len is None or len(out) != out_len):
+            return self._boundary(name, cls, inputs, out_len,
+                                  f"applies '{label}' with broadcasting that does not keep the channel axis")
+        return out
 
     def _merge(self, name, cls, inputs, out_len):
         wide = [ids for ids in inputs if ids is None or len(ids) != 1]  # a 1-channel input broadcasts

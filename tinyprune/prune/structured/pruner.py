@@ -255,9 +255,14 @@ def rebuild(model, graph: DependencyGraph, group_kept: dict[str, np.ndarray]) ->
             conf["units" if node.class_name == "Dense" else "filters"] = int(mask.sum())
         elif node.class_name == "Reshape":
             conf["target_shape"] = [*list(conf["target_shape"])[:-1], int(mask.sum())]
+        elif node.class_name == "LayerScale":
+            conf["projection_dim"] = int(mask.sum())
     for e in cfg["layers"]:
         e.pop("build_config", None)
-    new = (keras.Sequential if sequential else keras.Model).from_config(cfg)
+    # the classes of the loaded model itself (e.g. tf_keras.applications' LayerScale, which
+    # tf_keras does not register by name): already trusted, since the model is loaded
+    classes = {type(ly).__name__: type(ly) for ly in model.layers}
+    new = (keras.Sequential if sequential else keras.Model).from_config(cfg, custom_objects=classes)
     by_layer: dict[str, list] = {}
     for sl in graph.slices:
         by_layer.setdefault(sl.layer, []).append(sl)
