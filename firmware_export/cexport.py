@@ -185,8 +185,35 @@ def render_model_data(name: str, data: bytes) -> tuple[str, str]:
     return h, cc
 
 
-def _c_string(s: str) -> str:
-    return '"' + s.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+# Characters a model- or user-supplied string keeps in a // comment. Everything else (newline,
+# backslash = line continuation, '?' = trigraphs, '*', control and non-ASCII characters) becomes '_'.
+_COMMENT_SAFE = re.compile(r"[^A-Za-z0-9 _\-.,:;+=()\[\]<>#@!%&|~^{}'\"/]")
+COMMENT_MAX_CHARS = 120
+
+
+def c_comment_text(s: str) -> str:
+    """`s` reduced to characters that cannot end or extend a // comment (see _COMMENT_SAFE)."""
+    s = str(s)
+    short = s[:COMMENT_MAX_CHARS] + ("..." if len(s) > COMMENT_MAX_CHARS else "")
+    return _COMMENT_SAFE.sub("_", short)
+
+
+def c_string(s: str) -> str:
+    """`s` as a C/C++ string literal: printable ASCII as is (but \\, \" and ? escaped, so no
+    trigraph), every other byte of its UTF-8 as a 3-digit octal escape (NUL, newline, non-ASCII)."""
+    out = []
+    for b in str(s).encode("utf-8", "surrogateescape"):
+        c = chr(b)
+        if c in '\\"?':
+            out.append("\\" + c)
+        elif 0x20 <= b < 0x7F:
+            out.append(c)
+        else:
+            out.append(f"\\{b:03o}")
+    return '"' + "".join(out) + '"'
+
+
+_c_string = c_string
 
 
 def _c_float(x: float) -> str:
@@ -199,7 +226,7 @@ def _io_block(name: str, role: str, t: Tensor) -> str:
     scale = t.scale[0] if t.scale else 0.0
     zp = t.zero_point[0] if t.zero_point else 0
     p = f"{name}_{role}"
-    return (f"// {role}: tensor {t.index} '{t.name}'\n"
+    return (f"// {role}: tensor {t.index} '{c_comment_text(t.name)}'\n"
             f"typedef {ctype} {p}_t;\n"
             f'constexpr char {p}_type[] = "{short}";\n'
             f"constexpr int {p}_dims = {len(shape)};\n"
@@ -235,7 +262,7 @@ def render_settings(name: str, model: TfliteModel, arena: tflm.ArenaReport, aren
 def render_op_resolver(name: str, model_ops: list[ops_mod.ModelOp]) -> str:
     """NAME_op_resolver.h: a function returning MicroMutableOpResolver<N> with exactly N ops."""
     n = len(model_ops)
-    calls = "".join(f"  resolver.{op.method}();  // {op.name}\n" for op in model_ops)
+    calls = "".join(f"  resolver.{op.method}();  // {c_comment_text(op.name)}\n" for op in model_ops)
     body = (f"// The {n} distinct operators of {name}, exactly as listed in its flatbuffer.\n"
             f"constexpr unsigned int {name}_op_count = {n};\n\n"
             f"// Keep the returned resolver alive as long as the interpreter that uses it\n"
@@ -313,7 +340,7 @@ def export_c(model: bytes | str | Path, out_dir: str | Path, name: str = "model"
     check_name(name)
     check_writable(out_dir, force)
     m = _load(model)
-    model_ops = ops_mod.model_ops(m.data)
+    model_ops = ops_mod.model_ops(m)
     ops_mod.check_supported(model_ops, source)
     if require_int8:
         check_int8(m, source)

@@ -148,7 +148,7 @@ def inspect_model(path_or_bytes: bytes | str | Path, measure: bool = True) -> In
         m, source = parse_tflite(bytes(path_or_bytes)), "<bytes>"
     else:
         m, source = read_tflite(path_or_bytes), str(path_or_bytes)
-    model_ops = ops_mod.model_ops(m.data)
+    model_ops = ops_mod.model_ops(m)
     unsupported = [op.name for op in model_ops if not op.supported]
     host = target = None
     error = None

@@ -2,7 +2,7 @@
 
 The table of supported operators and their `tflite::MicroMutableOpResolver` methods is data, in
 `tflm_ops.toml` next to this module (with its sources). This module reads the operator set of
-every subgraph straight from the flatbuffer (so IF/WHILE bodies count) and maps it onto that
+every subgraph through the one reader, `tflite_model` (so IF/WHILE bodies count) and maps it onto that
 table. It does not write C (`cexport.py`) and does not run the model (`tflm.py`).
 
 Example:
@@ -18,11 +18,10 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
-from firmware_export.errors import TfliteFormatError, TflmError
-from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as schema
+from firmware_export.errors import TflmError
+from firmware_export.tflite_model import TfliteModel, parse_tflite
 
 OPS_TABLE = Path(__file__).with_name("tflm_ops.toml")
-_BUILTIN_NAMES = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
 
 
 @dataclass(frozen=True)
@@ -45,34 +44,14 @@ def op_table() -> tuple[dict[str, str], dict[str, str]]:
     return dict(table["builtin"]), dict(table["custom"])
 
 
-def _op_codes(data: bytes) -> set[tuple[str, bool]]:
-    """(name, is_custom) of every operator used in any subgraph of `data`."""
-    try:
-        m = schema.Model.GetRootAsModel(data, 0)
-        codes = []
-        for i in range(m.OperatorCodesLength()):
-            c = m.OperatorCodes(i)
-            builtin = max(c.BuiltinCode(), c.DeprecatedBuiltinCode())
-            if builtin == schema.BuiltinOperator.CUSTOM:
-                codes.append(((c.CustomCode() or b"").decode("utf-8", "replace"), True))
-            else:
-                codes.append((_BUILTIN_NAMES.get(builtin, f"OP_{builtin}"), False))
-        used = set()
-        for s in range(m.SubgraphsLength()):
-            sg = m.Subgraphs(s)
-            for k in range(sg.OperatorsLength()):
-                used.add(codes[sg.Operators(k).OpcodeIndex()])
-        return used
-    except (IndexError, ValueError, UnicodeDecodeError, AttributeError) as e:
-        raise TfliteFormatError(f"damaged .tflite: cannot read its operator table ({type(e).__name__}); "
-                                "re-export it from the converter") from None
-
-
-def model_ops(data: bytes) -> list[ModelOp]:
-    """The distinct operators of `data`, sorted by name, each with its resolver method."""
+def model_ops(model: "bytes | TfliteModel") -> list[ModelOp]:
+    """The distinct operators of every subgraph of `model` (parsed, or .tflite bytes), sorted by
+    name, each with its resolver method."""
     builtin, custom = op_table()
+    if not isinstance(model, TfliteModel):
+        model = parse_tflite(bytes(model))
     return sorted((ModelOp(name, is_custom, (custom if is_custom else builtin).get(name))
-                   for name, is_custom in _op_codes(data)), key=lambda op: op.name)
+                   for name, is_custom in model.used_op_codes()), key=lambda op: op.name)
 
 
 def check_supported(ops: list[ModelOp], source: str = "the model") -> None:

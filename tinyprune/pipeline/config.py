@@ -153,14 +153,16 @@ def validate(cfg: RunConfig) -> None:
             raise ConfigError(f"[prune] {name} must be a number in [0, 1), got {v!r}")
     if p.final_sparsity < p.initial_sparsity:
         raise ConfigError("[prune] final_sparsity must be at least initial_sparsity")
-    if not isinstance(p.epochs, int) or p.epochs < 1:
-        raise ConfigError(f"[prune] epochs must be a whole number >= 1, got {p.epochs!r}")
-    if not isinstance(p.batch_size, int) or p.batch_size < 1:
-        raise ConfigError(f"[prune] batch_size must be a whole number >= 1, got {p.batch_size!r}")
+    from tinyprune.training.limits import MAX_BATCH_SIZE, MAX_EPOCHS
+
+    if isinstance(p.epochs, bool) or not isinstance(p.epochs, int) or not 1 <= p.epochs <= MAX_EPOCHS:
+        raise ConfigError(f"[prune] epochs must be a whole number in [1, {MAX_EPOCHS}], got {p.epochs!r}")
+    if isinstance(p.batch_size, bool) or not isinstance(p.batch_size, int) or not 1 <= p.batch_size <= MAX_BATCH_SIZE:
+        raise ConfigError(f"[prune] batch_size must be a whole number in [1, {MAX_BATCH_SIZE}], got {p.batch_size!r}")
     q = cfg.quantize
     if not isinstance(q.calibration_samples, int) or q.calibration_samples < 1:
         raise ConfigError(f"[quantize] calibration_samples must be >= 1, got {q.calibration_samples!r}")
-    if not isinstance(q.qat_epochs, int) or q.qat_epochs < 0:
+    if isinstance(q.qat_epochs, bool) or not isinstance(q.qat_epochs, int) or not 0 <= q.qat_epochs <= MAX_EPOCHS:
         raise ConfigError(f"[quantize] qat_epochs must be a whole number >= 0, got {q.qat_epochs!r}")
     if q.io_type not in ("int8", "uint8", "float32"):
         raise ConfigError(f"[quantize] io_type must be int8, uint8 or float32, got {q.io_type!r}")

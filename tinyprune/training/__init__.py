@@ -10,6 +10,7 @@ quantize or write files.
 
 from tinyprune.training.finetune import (DEFAULT_LR, RichProgress, TrainResult, compile_for, ends_in_softmax,
                                          evaluate, predict, score, train)
+from tinyprune.training.limits import check_training_args
 
 __all__ = ["DEFAULT_LR", "RichProgress", "TrainResult", "compile_for", "ends_in_softmax", "evaluate", "predict",
-           "score", "train"]
+           "score", "train", "check_training_args"]

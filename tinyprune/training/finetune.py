@@ -17,6 +17,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from tinyprune.load.data import Dataset
 from tinyprune.errors import ConfigError
+from tinyprune.training.limits import MAX_BATCH_SIZE, MAX_EPOCHS, check_training_args  # noqa: F401
 from tinyprune.tfsetup import keras
 
 DEFAULT_LR = 1e-3  # Adam's default; fine-tuning after pruning uses it as well
@@ -46,6 +47,9 @@ def compile_for(model, ds: Dataset, lr: float = DEFAULT_LR, optimizer: Any = Non
     if ds.is_classification and model.output_shape[-1] == 1:
         raise ConfigError(f"model '{model.name}' has one output unit but the data has class labels; use "
                           "one unit per class (e.g. Dense(2, activation='softmax') for a binary task)")
+    from tinyprune.load.data import check_labels
+
+    check_labels(ds, int(model.output_shape[-1]) if model.output_shape[-1] else None, f"data {ds.name}")
     opt = optimizer or keras.optimizers.Adam(lr)
     if ds.is_classification:
         loss = keras.losses.SparseCategoricalCrossentropy(from_logits=not ends_in_softmax(model))
@@ -101,7 +105,8 @@ def train(model, ds: Dataset, epochs: int, batch_size: int = 32, callbacks: Sequ
     `early_stopping` > 0 stops after that many epochs without a better validation loss and
     restores the best weights.
     """
-    if epochs <= 0:
+    check_training_args(epochs, batch_size)
+    if epochs == 0:
         return TrainResult(0, {})
     cbs = list(callbacks) + [RichProgress(description, epochs, quiet)]
     if early_stopping > 0:
