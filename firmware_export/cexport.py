@@ -88,15 +88,16 @@ class ExportResult:
 
     def render(self, console) -> None:
         """Print what was written and the arena figures as a rich table."""
+        from rich.markup import escape
         from rich.table import Table
 
-        t = Table(title=f"tinyprune export -> {self.out_dir}", show_header=False)
-        t.add_row("model", f"{self.model_bytes:,} bytes, {len(self.ops)} operators: {', '.join(self.ops)}")
+        t = Table(title=escape(f"tinyprune export -> {self.out_dir}"), show_header=False)
+        t.add_row("model", escape(f"{self.model_bytes:,} bytes, {len(self.ops)} operators: {', '.join(self.ops)}"))
         t.add_row("arena (TFLM, 64-bit host)", f"{self.host_arena_bytes:,} bytes")
         t.add_row("arena (32-bit target)", f"{self.target_arena_bytes:,} bytes")
         t.add_row(f"{self.name}_tensor_arena_size", f"{self.arena_bytes:,} bytes "
                   f"(target + {ARENA_MARGIN_FRACTION:.0%} + {ARENA_MARGIN_BYTES} B margin)")
-        t.add_row("files", "\n".join(self.files))
+        t.add_row("files", escape("\n".join(self.files)))
         console.print(t)
 
 
@@ -338,7 +339,8 @@ def export_c(model: bytes | str | Path, out_dir: str | Path, name: str = "model"
     out_dir = Path(out_dir)
     source = str(model) if isinstance(model, (str, Path)) else "the model"
     check_name(name)
-    check_writable(out_dir, force)
+    inputs = [model] if isinstance(model, (str, Path)) else []
+    check_writable(out_dir, force, inputs)
     m = _load(model)
     model_ops = ops_mod.model_ops(m)
     ops_mod.check_supported(model_ops, source)
@@ -350,7 +352,7 @@ def export_c(model: bytes | str | Path, out_dir: str | Path, name: str = "model"
     arena = tflm.measure_arena(m.data)
     arena_bytes = arena_constant(arena.target_bytes)
     files = render_files(m, name, arena, arena_bytes, model_ops, arduino, labels)
-    with staged_dir(out_dir, force=force) as tmp:
+    with staged_dir(out_dir, force=force, inputs=inputs) as tmp:
         for rel, text in files.items():
             path = tmp / rel
             path.parent.mkdir(parents=True, exist_ok=True)

@@ -449,12 +449,26 @@ def _isolated(stage: str, fn, *args):
     raise TflmError(_crash_message(status, stage_now, text, data))
 
 
+_ARENA_CACHE: dict[bytes, ArenaReport] = {}  # sha256 of the model -> report (inspect, fit, export of one file)
+_ARENA_CACHE_SIZE = 16
+
+
 def measure_arena(data: bytes) -> ArenaReport:
     """Allocate and invoke the model once in TFLM (in a child process) and return its arena report.
 
-    See `_measure_arena` for how the smallest working arena is found.
+    See `_measure_arena` for how the smallest working arena is found. The last few reports are
+    kept by content hash, so fit and export of the same bytes in one process measure once.
     """
-    return _isolated("preparing", _measure_arena, _validated(data))
+    import hashlib
+
+    data = _validated(data)
+    key = hashlib.sha256(data).digest()
+    if key not in _ARENA_CACHE:
+        report = _isolated("preparing", _measure_arena, data)
+        if len(_ARENA_CACHE) >= _ARENA_CACHE_SIZE:
+            _ARENA_CACHE.pop(next(iter(_ARENA_CACHE)))
+        _ARENA_CACHE[key] = report
+    return _ARENA_CACHE[key]
 
 
 def run(data: bytes, x: np.ndarray, quantized_input: bool = False) -> np.ndarray:
