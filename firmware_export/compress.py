@@ -152,7 +152,8 @@ def read_model(data: bytes):
     MLPerf Tiny models do). The editor reads the newer field alone, so every such operator looks
     like ADD and its rebuilt model is broken (seen here: the KWS DS-CNN came back as 13 SOFTMAX
     ops). The effective code, the larger of the two (TFLite's rule), is set before anything is
-    built.
+    built: it comes from the one reader (`tflite_model.parse_tflite`), which also validates the
+    bytes before the editor (which needs its own object model to rewrite the file) sees them.
     """
     from firmware_export.tflite_model import parse_tflite
 
