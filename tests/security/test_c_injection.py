@@ -12,7 +12,6 @@ from __future__ import annotations
 import shutil
 import subprocess
 
-import numpy as np
 import pytest
 
 from firmware_export.cexport import c_comment_text, c_string, export_c

@@ -52,7 +52,7 @@ def test_fuzz_mlperf(mlperf_dir, tmp_path):
         assert counts["tracebacks"] == [], (path.name, counts["tracebacks"][0])
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=150, deadline=None, database=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(patches=st.lists(st.tuples(st.integers(0, 40_000), st.binary(min_size=1, max_size=8)), min_size=1,
                         max_size=6), cut=st.one_of(st.none(), st.integers(0, 40_000)))
 def test_hypothesis_patched_bytes_never_traceback(demo_int8, patches, cut):
@@ -70,7 +70,7 @@ def test_hypothesis_patched_bytes_never_traceback(demo_int8, patches, cut):
         pass
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=150, deadline=None, database=None)
 @given(st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=8),
                     lambda c: st.lists(c, max_size=4) | st.dictionaries(st.text(max_size=8), c, max_size=4),
                     max_leaves=30))

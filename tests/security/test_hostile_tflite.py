@@ -8,9 +8,6 @@ a traceback.
 from __future__ import annotations
 
 import random
-import shutil
-import signal
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -30,12 +27,6 @@ def _refused(data: bytes, match: str, kind=TfliteFormatError):
 
     with pytest.raises(kind, match=match):
         parse_tflite(data)
-
-
-def _set(attr_path):
-    def fn(m):
-        attr_path(m)
-    return fn
 
 
 def test_subgraph_input_index_out_of_range(demo):
