@@ -68,10 +68,21 @@ def _savedmodel_without_space(keras, tmp_path: Path, marker: Path) -> Path:
 def test_savedmodel_lambda_without_space_is_refused(keras_mod, tmp_path, marker):
     from tinyprune.load.model import load_model
 
+    from tf_keras.protobuf import saved_metadata_pb2
+
+    from tinyprune.load.keras_metadata import read_nodes
+
     folder = _savedmodel_without_space(keras_mod, tmp_path, marker)
     with pytest.raises(ModelLoadError, match="'evil' is a Lambda layer"):
         load_model(folder)
     assert not marker.exists()
+    # the wire-format reader sees exactly what protobuf (and so tf_keras) sees
+    raw = (folder / "keras_metadata.pb").read_bytes()
+    proto = saved_metadata_pb2.SavedMetadata()
+    proto.ParseFromString(raw)
+    ours = read_nodes(raw)
+    assert [(n.node_path, n.identifier, n.metadata) for n in ours] == \
+        [(n.node_path, n.identifier, [json.loads(n.metadata)]) for n in proto.nodes]
 
 
 def _h5_userblock_polyglot(keras, tmp_path: Path, marker: Path) -> Path:
