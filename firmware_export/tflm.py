@@ -166,13 +166,13 @@ def _measure_arena(data: bytes) -> ArenaReport:
     """
     report = _reported_arena(data)
     need = report.host_bytes
-    if not fits_in_arena(data, need):
+    if not _probe_fits(data, need):
         lo, hi = need // ARENA_ALIGNMENT, max(2 * need, need + 65536) // ARENA_ALIGNMENT
-        if not fits_in_arena(data, hi * ARENA_ALIGNMENT):
+        if not _probe_fits(data, hi * ARENA_ALIGNMENT):
             raise TflmError("TFLite Micro reports an arena it cannot allocate; this model is not usable")
         while lo < hi:
             mid = (lo + hi) // 2
-            if fits_in_arena(data, mid * ARENA_ALIGNMENT):
+            if _probe_fits(data, mid * ARENA_ALIGNMENT):
                 hi = mid
             else:
                 lo = mid + 1
@@ -195,7 +195,12 @@ def _reported_arena(data: bytes) -> ArenaReport:
 
 
 def fits_in_arena(data: bytes, arena_size: int) -> bool:
-    """True if TFLM can allocate and invoke the model with exactly `arena_size` bytes.
+    """True if TFLM can allocate and invoke the (validated) model with exactly `arena_size` bytes."""
+    return _probe_fits(_validated(data), arena_size)
+
+
+def _probe_fits(data: bytes, arena_size: int) -> bool:
+    """True if TFLM can allocate and invoke `data` (already validated) with exactly `arena_size` bytes.
 
     Some too-small arenas crash the TFLM allocator (a segmentation fault, seen with this
     tflite-micro build on a fully connected model at arena sizes just below what it needs)
