@@ -14,6 +14,8 @@ Example:
 from __future__ import annotations
 
 import difflib
+import math
+import re
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,10 +33,15 @@ KERNELS = ("cmsis-nn", "reference")
 # Used when no board is named: one board per common class (M4F BLE, M0+, M4F big RAM, M7).
 DEFAULT_BOARDS = ("arduino-nano-33-ble", "rpi-pico", "nucleo-l4r5zi", "stm32f746g-disco")
 
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 _REQUIRED = ("name", "core", "clock_mhz", "flash_kb", "sram_kb")
 _OPTIONAL = ("title", "mcu", "usable_flash_kb", "usable_sram_kb", "kernels", "source")
 _NUMBERS = ("clock_mhz", "flash_kb", "sram_kb", "usable_flash_kb", "usable_sram_kb")
 _SUGGESTIONS = 3  # nearest names offered for an unknown board
+# Upper bounds that no microcontroller reaches (a typo or a hostile file otherwise overflows the
+# estimates): 10 GHz clock, 16 GiB of flash or SRAM.
+_MAX_VALUE = {"clock_mhz": 10_000.0, "flash_kb": float(1 << 24), "sram_kb": float(1 << 24),
+              "usable_flash_kb": float(1 << 24), "usable_sram_kb": float(1 << 24)}
 
 
 @dataclass(frozen=True)
@@ -85,13 +92,17 @@ def _board_from(raw: object, index: int, source: str) -> Board:
     for key in _REQUIRED:
         if key not in raw:
             raise BoardError(f"{where}: missing field {key!r} (required: {', '.join(_REQUIRED)})")
-    if not isinstance(raw["name"], str) or not raw["name"].strip() or " " in raw["name"]:
-        raise BoardError(f"{where}: field 'name' must be a non-empty string without spaces, got {raw['name']!r}")
+    if not isinstance(raw["name"], str) or not _NAME.fullmatch(raw["name"].strip()):
+        raise BoardError(f"{where}: field 'name' must be letters, digits, '-', '_' or '.' (no spaces), "
+                         f"got {raw['name']!r}")
     for key in _NUMBERS:
         if key in raw:
             v = raw[key]
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or v <= 0:
-                raise BoardError(f"{where}: field {key!r} must be a positive number, got {v!r}")
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or not v > 0:
+                raise BoardError(f"{where}: field {key!r} must be a finite positive number, got {v!r}")
+            if v > _MAX_VALUE[key]:
+                raise BoardError(f"{where}: field {key!r} = {v!r} is larger than any microcontroller "
+                                 f"(limit {_MAX_VALUE[key]:g}); check the unit (KiB, MHz)")
     core = raw["core"]
     if not isinstance(core, str) or core.lower() not in CORES:
         raise BoardError(f"{where}: field 'core' must be one of {', '.join(CORES)}, got {core!r}")

@@ -95,17 +95,18 @@ class ExportResult:
 
     def render(self, console) -> None:
         """Print what was written and the arena figures as a rich table."""
+        from rich.markup import escape
         from rich.table import Table
 
-        t = Table(title=f"tinyprune export -> {self.out_dir}", show_header=False)
-        t.add_row("model", f"{self.model_bytes:,} bytes, {len(self.ops)} operators: {', '.join(self.ops)}")
+        t = Table(title=escape(f"tinyprune export -> {self.out_dir}"), show_header=False)
+        t.add_row("model", escape(f"{self.model_bytes:,} bytes, {len(self.ops)} operators: {', '.join(self.ops)}"))
         t.add_row("arena (TFLM, 64-bit host)", f"{self.host_arena_bytes:,} bytes")
         t.add_row("arena (32-bit target)", f"{self.target_arena_bytes:,} bytes")
         t.add_row("arena bound (+ CMSIS-NN scratch, alignment)", f"{self.bound_arena_bytes:,} bytes")
         t.add_row(f"{self.name}_tensor_arena_size", f"{self.arena_bytes:,} bytes "
                   f"(bound + {ARENA_MARGIN_FRACTION:.0%} + {ARENA_MARGIN_BYTES} B margin)"
                   + (f"; {self.mve_arena_bytes:,} on Helium cores" if self.mve_arena_bytes else ""))
-        t.add_row("files", "\n".join(self.files))
+        t.add_row("files", escape("\n".join(self.files)))
         console.print(t)
 
 
@@ -194,8 +195,35 @@ def render_model_data(name: str, data: bytes) -> tuple[str, str]:
     return h, cc
 
 
-def _c_string(s: str) -> str:
-    return '"' + s.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+# Characters a model- or user-supplied string keeps in a // comment. Everything else (newline,
+# backslash = line continuation, '?' = trigraphs, '*', control and non-ASCII characters) becomes '_'.
+_COMMENT_SAFE = re.compile(r"[^A-Za-z0-9 _\-.,:;+=()\[\]<>#@!%&|~^{}'\"/]")
+COMMENT_MAX_CHARS = 120
+
+
+def c_comment_text(s: str) -> str:
+    """`s` reduced to characters that cannot end or extend a // comment (see _COMMENT_SAFE)."""
+    s = str(s)
+    short = s[:COMMENT_MAX_CHARS] + ("..." if len(s) > COMMENT_MAX_CHARS else "")
+    return _COMMENT_SAFE.sub("_", short)
+
+
+def c_string(s: str) -> str:
+    """`s` as a C/C++ string literal: printable ASCII as is (but \\, \" and ? escaped, so no
+    trigraph), every other byte of its UTF-8 as a 3-digit octal escape (NUL, newline, non-ASCII)."""
+    out = []
+    for b in str(s).encode("utf-8", "surrogateescape"):
+        c = chr(b)
+        if c in '\\"?':
+            out.append("\\" + c)
+        elif 0x20 <= b < 0x7F:
+            out.append(c)
+        else:
+            out.append(f"\\{b:03o}")
+    return '"' + "".join(out) + '"'
+
+
+_c_string = c_string
 
 
 def _c_float(x: float) -> str:
@@ -208,7 +236,7 @@ def _io_block(name: str, role: str, t: Tensor) -> str:
     scale = t.scale[0] if t.scale else 0.0
     zp = t.zero_point[0] if t.zero_point else 0
     p = f"{name}_{role}"
-    return (f"// {role}: tensor {t.index} '{t.name}'\n"
+    return (f"// {role}: tensor {t.index} '{c_comment_text(t.name)}'\n"
             f"typedef {ctype} {p}_t;\n"
             f'constexpr char {p}_type[] = "{short}";\n'
             f"constexpr int {p}_dims = {len(shape)};\n"
@@ -254,7 +282,7 @@ def render_settings(name: str, model: TfliteModel, arena: tflm.ArenaReport, aren
 def render_op_resolver(name: str, model_ops: list[ops_mod.ModelOp]) -> str:
     """NAME_op_resolver.h: a function returning MicroMutableOpResolver<N> with exactly N ops."""
     n = len(model_ops)
-    calls = "".join(f"  resolver.{op.call};  // {op.name}\n" for op in model_ops)
+    calls = "".join(f"  resolver.{op.call};  // {c_comment_text(op.name)}\n" for op in model_ops)
     narrow = [op.name for op in model_ops if op.narrow]
     note = ("// Int8-only kernel variants (Register_*_INT8) where every use of the op is int8: they link\n"
             "// only the int8 code paths of the optimized kernels (CMSIS-NN); on reference-kernel builds\n"
@@ -338,9 +366,10 @@ def export_c(model: bytes | str | Path, out_dir: str | Path, name: str = "model"
     out_dir = Path(out_dir)
     source = str(model) if isinstance(model, (str, Path)) else "the model"
     check_name(name)
-    check_writable(out_dir, force)
+    inputs = [model] if isinstance(model, (str, Path)) else []
+    check_writable(out_dir, force, inputs)
     m = _load(model)
-    model_ops = ops_mod.model_ops(m.data, narrow=narrow_kernels)
+    model_ops = ops_mod.model_ops(m, narrow=narrow_kernels)
     ops_mod.check_supported(model_ops, source)
     if require_int8:
         check_int8(m, source)
@@ -354,7 +383,7 @@ def export_c(model: bytes | str | Path, out_dir: str | Path, name: str = "model"
     mve = arena_constant(arena_bound(m, arena, "cmsis-nn", "cortex-m55").bound_bytes)
     mve_bytes = mve if mve > arena_bytes else None
     files = render_files(m, name, arena, arena_bytes, model_ops, arduino, labels, bound, mve_bytes)
-    with staged_dir(out_dir, force=force) as tmp:
+    with staged_dir(out_dir, force=force, inputs=inputs) as tmp:
         for rel, text in files.items():
             path = tmp / rel
             path.parent.mkdir(parents=True, exist_ok=True)

@@ -152,17 +152,17 @@ def read_model(data: bytes):
     MLPerf Tiny models do). The editor reads the newer field alone, so every such operator looks
     like ADD and its rebuilt model is broken (seen here: the KWS DS-CNN came back as 13 SOFTMAX
     ops). The effective code, the larger of the two (TFLite's rule), is set before anything is
-    built.
+    built: it comes from the one reader (`tflite_model.parse_tflite`), which also validates the
+    bytes before the editor (which needs its own object model to rewrite the file) sees them.
     """
-    from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as schema
+    from firmware_export.tflite_model import parse_tflite
 
+    parsed = parse_tflite(bytes(data))  # validated by the one reader; TfliteFormatError otherwise
+    codes = [c.builtin_code for c in parsed.op_codes]  # its one opcode rule
     try:
-        model = _editor().read(bytes(data))
-        fb = schema.Model.GetRootAsModel(bytes(data), 0)
-        codes = [max(fb.OperatorCodes(i).BuiltinCode(), fb.OperatorCodes(i).DeprecatedBuiltinCode())
-                 for i in range(fb.OperatorCodesLength())]
-    except Exception as e:  # the flatbuffer reader raises assorted errors on garbage
-        raise TfliteFormatError(f"not a readable .tflite flatbuffer ({type(e).__name__})") from None
+        model = _editor().read(parsed.data)
+    except Exception as e:  # the editor's reader raises assorted errors on odd (but valid) data
+        raise TfliteFormatError(f"not a .tflite flatbuffer the TFLM model editor can read ({type(e).__name__})") from None
     for opcode, code in zip(model.operator_codes, codes):
         opcode.builtin_code = code
     for sg in model.subgraphs:

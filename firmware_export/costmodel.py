@@ -79,6 +79,17 @@ def _shape(model: TfliteModel, i: int) -> tuple[int, ...]:
     return model.tensors[i].shape if i >= 0 else ()
 
 
+def _filter(model: TfliteModel, op: Operator, i: int, rank: int) -> tuple[int, ...]:
+    """The shape of `op`'s weight tensor `i`, which must have `rank` dimensions (TfliteFormatError if not)."""
+    shape = _shape(model, i)
+    if len(shape) != rank:
+        from firmware_export.errors import TfliteFormatError
+
+        raise TfliteFormatError(f"operator {op.index} {op.name} has a weight tensor of shape {list(shape)}; "
+                                f"{op.name} needs {rank} dimensions (the model is damaged; re-export it)")
+    return shape
+
+
 def _elems(shape: tuple[int, ...]) -> int:
     return int(np.prod(shape, dtype=np.int64)) if shape else 1
 
@@ -98,22 +109,26 @@ def op_macs(model: TfliteModel, op: Operator) -> int:
     ins = op.inputs
     out = _shape(model, op.outputs[0]) if op.outputs else ()
     if op.name == "CONV_2D" and len(ins) >= 2:
-        co, kh, kw, ci = _shape(model, ins[1])  # OHWI filter
+        co, kh, kw, ci = _filter(model, op, ins[1], 4)  # OHWI filter
         return _elems(out) * kh * kw * ci
     if op.name == "CONV_3D" and len(ins) >= 2:
-        kd, kh, kw, ci, _co = _shape(model, ins[1])  # DHWIO filter
+        kd, kh, kw, ci, _co = _filter(model, op, ins[1], 5)  # DHWIO filter
         return _elems(out) * kd * kh * kw * ci
     if op.name == "DEPTHWISE_CONV_2D" and len(ins) >= 2:
-        _one, kh, kw, _c = _shape(model, ins[1])  # 1HWC filter (C = in channels x multiplier)
+        _one, kh, kw, _c = _filter(model, op, ins[1], 4)  # 1HWC filter (C = in channels x multiplier)
         return _elems(out) * kh * kw
     if op.name == "TRANSPOSE_CONV" and len(ins) >= 3:
-        co, kh, kw, _ci = _shape(model, ins[1])  # inputs: output_shape, filter, input
+        co, kh, kw, _ci = _filter(model, op, ins[1], 4)  # inputs: output_shape, filter, input
         return _elems(_shape(model, ins[2])) * kh * kw * co
     if op.name == "FULLY_CONNECTED" and len(ins) >= 2:
+        if len(_shape(model, ins[1])) < 2:
+            _filter(model, op, ins[1], 2)
         units, depth = _shape(model, ins[1])[-2:]
         return (_elems(out) // max(units, 1)) * units * depth
     if op.name == "BATCH_MATMUL" and len(ins) >= 2:
         a = _shape(model, ins[0])
+        if len(a) < 2:
+            _filter(model, op, ins[0], 2)
         depth = a[-2] if op.options.get("adjX") else a[-1]
         return _elems(out) * depth
     return 0

@@ -249,6 +249,7 @@ class FitReport:
         """Print the fit table (with `layers` the per-op breakdown, with `flash` the flash parts
         of the first board) on a rich console."""
         from rich import box
+        from rich.markup import escape
         from rich.table import Table
 
         t = Table(title=f"fit: {self.model_bytes:,} B model, {self.macs:,} MACs, "
@@ -261,7 +262,7 @@ class FitReport:
         t.add_column("fit", no_wrap=True)
         for r in self.results:
             verdict = "[green]yes[/]" if r.fits else "[red]NO[/]"
-            t.add_row(r.board, f"{_core_label(r.core)}@{r.clock_mhz:g}",
+            t.add_row(escape(r.board), f"{_core_label(r.core)}@{r.clock_mhz:g}",
                       f"{_used(r.flash_bytes, r.flash_available)} "
                       f"({r.flash_bytes_low / KB:,.0f}-{r.flash_bytes_high / KB:,.0f})",
                       _used(r.ram_bytes, r.ram_available),
@@ -269,7 +270,7 @@ class FitReport:
         console.print(t)
         for r in self.results:
             if not r.fits:
-                console.print(f"[red]does not fit[/] {r.board}: {r.overshoot}", highlight=False)
+                console.print(f"[red]does not fit[/] {escape(r.board)}: {escape(r.overshoot)}", highlight=False)
         if layers:
             self._render_layers(console)
         if flash or layers:
@@ -301,19 +302,20 @@ class FitReport:
 
     def _render_layers(self, console: Any) -> None:
         from rich import box
+        from rich.markup import escape
         from rich.table import Table
 
         if not self.results:
             return
         first = self.results[0].board
         total = sum(layer.latency_ms[first] for layer in self.layers) or 1.0
-        t = Table(title=f"per-op breakdown, latency on {first} (* = peak activation memory)",
+        t = Table(title=f"per-op breakdown, latency on {escape(first)} (* = peak activation memory)",
                   box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, padding=(0, 1, 0, 0))
         for col in ("#", "op", "output", "MACs", "live KB", "ms", "share"):
             t.add_column(col, justify="left" if col in ("op", "output") else "right", no_wrap=True)
         for layer in self.layers:
             mark = "*" if layer.peak else ""
-            t.add_row(f"{layer.index}{mark}", layer.op, "x".join(map(str, layer.output_shape)),
+            t.add_row(f"{layer.index}{mark}", escape(layer.op), "x".join(map(str, layer.output_shape)),
                       f"{layer.macs:,}", f"{layer.live_bytes / KB:.1f}{mark}",
                       f"{layer.latency_ms[first]:.3f}", f"{layer.latency_ms[first] / total:.0%}",
                       style="bold yellow" if layer.peak else None)

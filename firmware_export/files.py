@@ -1,7 +1,9 @@
 """Atomic output: write to a temporary name next to the target, then rename.
 
 A failed run leaves nothing half-written, and nothing is overwritten unless the caller
-says `force`. This module knows nothing about models.
+says `force`. An output that is an input, contains one or lies inside one is refused even
+with `force` (every writer takes the paths it reads as `inputs`). This module knows nothing
+about models.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Iterator
+from typing import Iterable, Iterator
 
 from firmware_export.errors import OutputExistsError
 
@@ -22,17 +24,29 @@ def _umask() -> int:
     return mask
 
 
-def check_writable(path: Path, force: bool) -> None:
-    """Raise OutputExistsError if `path` exists and `force` is false."""
+def check_not_input(path: Path, inputs: Iterable[str | Path] = ()) -> None:
+    """Raise OutputExistsError if `path` is, contains or lies inside one of `inputs`."""
+    out = Path(path).resolve()
+    for inp in inputs:
+        src = Path(inp).resolve()
+        if out == src or out in src.parents or src in out.parents:
+            how = "is" if out == src else "contains" if out in src.parents else "is inside"
+            raise OutputExistsError(f"output {path} {how} the input {inp}; write the output somewhere else "
+                                    "(--force never replaces an input)")
+
+
+def check_writable(path: Path, force: bool, inputs: Iterable[str | Path] = ()) -> None:
+    """Raise OutputExistsError if `path` is (or holds, or is inside) an input, or exists and `force` is false."""
     path = Path(path)
+    check_not_input(path, inputs)
     if path.exists() and not force:
         raise OutputExistsError(f"{path} already exists; pass --force to overwrite it")
 
 
-def write_bytes(path: Path, data: bytes, force: bool = False) -> Path:
+def write_bytes(path: Path, data: bytes, force: bool = False, inputs: Iterable[str | Path] = ()) -> Path:
     """Write `data` to `path` atomically (temp file in the same folder, then rename)."""
     path = Path(path)
-    check_writable(path, force)
+    check_writable(path, force, inputs)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
@@ -47,13 +61,13 @@ def write_bytes(path: Path, data: bytes, force: bool = False) -> Path:
     return path
 
 
-def write_text(path: Path, text: str, force: bool = False) -> Path:
+def write_text(path: Path, text: str, force: bool = False, inputs: Iterable[str | Path] = ()) -> Path:
     """Write `text` (UTF-8) to `path` atomically."""
-    return write_bytes(path, text.encode("utf-8"), force=force)
+    return write_bytes(path, text.encode("utf-8"), force=force, inputs=inputs)
 
 
 @contextlib.contextmanager
-def staged_dir(path: Path, force: bool = False) -> Iterator[Path]:
+def staged_dir(path: Path, force: bool = False, inputs: Iterable[str | Path] = ()) -> Iterator[Path]:
     """Build a whole output folder in a temp folder, then move it into place.
 
     Yields the temp folder. On success the old `path` (if `force`) is replaced; on any
@@ -64,7 +78,7 @@ def staged_dir(path: Path, force: bool = False) -> Iterator[Path]:
     resolved = path.resolve()
     if resolved == Path.cwd().resolve() or resolved in Path.cwd().resolve().parents:
         raise OutputExistsError(f"{path} is the current folder or contains it; give a new output folder")
-    check_writable(path, force)
+    check_writable(path, force, inputs)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
     os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700; outputs get the user's usual mode

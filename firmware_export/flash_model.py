@@ -88,7 +88,7 @@ def load_flash_parts(path: Path = FLASH_PARTS_FILE) -> dict[str, Any]:
 
 def _op_registrations(model: TfliteModel, narrow: bool) -> dict[str, bool]:
     """Builtin/custom op name -> True when the export registers its int8-only variant."""
-    return {op.name: op.narrow for op in ops_mod.model_ops(model.data, narrow=narrow)}
+    return {op.name: op.narrow for op in ops_mod.model_ops(model, narrow=narrow)}
 
 
 def _scaled(n: float, u: float, scale: float, core_u: float) -> tuple[int, int, int]:

@@ -68,20 +68,21 @@ class InspectReport:
 
     def render(self, console, tensors: bool = True) -> None:
         """Print the summary, the per-op table and (optionally) the tensor table."""
+        from rich.markup import escape
         from rich.table import Table
 
-        s = Table(title=f"{self.source}", show_header=False)
+        s = Table(title=escape(self.source), show_header=False)
         s.add_row("file", f"{self.model_bytes:,} bytes, {self.subgraphs} subgraph(s)")
-        s.add_row("operators", f"{len(self.ops)} ({len(self.op_set)} distinct: {', '.join(self.op_set)})")
+        s.add_row("operators", escape(f"{len(self.ops)} ({len(self.op_set)} distinct: {', '.join(self.op_set)})"))
         if self.unsupported_ops:
-            s.add_row("[red]not in TFLM[/]", ", ".join(self.unsupported_ops))
+            s.add_row("[red]not in TFLM[/]", escape(", ".join(self.unsupported_ops)))
         s.add_row("weights", f"{self.weight_bytes:,} bytes")
         s.add_row("MACs", f"{self.total_macs:,}")
         if self.arena_host_bytes is not None:
             s.add_row("TFLM arena", f"{self.arena_host_bytes:,} bytes (64-bit host), "
                                     f"{self.arena_target_bytes:,} bytes (32-bit target)")
         else:
-            s.add_row("TFLM arena", f"[red]not measured[/]: {self.arena_error}")
+            s.add_row("TFLM arena", f"[red]not measured[/]: {escape(str(self.arena_error))}")
         console.print(s)
 
         t = Table(title="operators")
@@ -90,7 +91,7 @@ class InspectReport:
         t.add_column("MACs", justify="right")
         t.add_column("weights B", justify="right")
         for r in self.ops:
-            t.add_row(str(r.index), r.name, " ".join(_fmt_shape(x) for x in r.inputs), _fmt_shape(r.output),
+            t.add_row(str(r.index), escape(r.name), " ".join(_fmt_shape(x) for x in r.inputs), _fmt_shape(r.output),
                       f"{r.macs:,}", f"{r.weight_bytes:,}")
         t.add_row("", "[bold]total[/]", "", "", f"[bold]{self.total_macs:,}[/]", f"[bold]{self.weight_bytes:,}[/]")
         console.print(t)
@@ -103,7 +104,7 @@ class InspectReport:
             for r in self.tensors:
                 kind = "input" if r.index in self.inputs else "output" if r.index in self.outputs else (
                     "const" if r.constant else "activation")
-                tt.add_row(str(r.index), r.name[:48], _fmt_shape(r.shape), r.dtype, f"{r.bytes:,}",
+                tt.add_row(str(r.index), escape(r.name[:48]), _fmt_shape(r.shape), r.dtype, f"{r.bytes:,}",
                            f"[bold]{kind}[/]" if r.index in io else kind,
                            "" if r.scale is None else f"{r.scale:.6g}",
                            "" if r.zero_point is None else str(r.zero_point))
@@ -148,7 +149,7 @@ def inspect_model(path_or_bytes: bytes | str | Path, measure: bool = True) -> In
         m, source = parse_tflite(bytes(path_or_bytes)), "<bytes>"
     else:
         m, source = read_tflite(path_or_bytes), str(path_or_bytes)
-    model_ops = ops_mod.model_ops(m.data)
+    model_ops = ops_mod.model_ops(m)
     unsupported = [op.name for op in model_ops if not op.supported]
     host = target = None
     error = None

@@ -2,9 +2,9 @@
 
 The table of supported operators and their `tflite::MicroMutableOpResolver` methods is data, in
 `tflm_ops.toml` next to this module (with its sources). This module reads the operator set of
-every subgraph straight from the flatbuffer (so IF/WHILE bodies count) and maps it onto that
-table. It also picks the narrowest registration TFLM offers for each operator (`[narrow]` in the
-table: `Register_CONV_2D_INT8()` when every CONV_2D of the model is int8 with int8 weights, ...),
+every subgraph through the one reader, `tflite_model` (so IF/WHILE bodies count) and maps it onto
+that table. It also picks the narrowest registration TFLM offers for each operator (`[narrow]` in
+the table: `Register_CONV_2D_INT8()` when every CONV_2D of the model is int8 with int8 weights, ...),
 which the export writes and the flash estimate follows. It does not write C (`cexport.py`) and
 does not run the model (`tflm.py`).
 
@@ -21,12 +21,11 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
-from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as schema
+from firmware_export.tflite_model import TfliteModel, parse_tflite
 
-from firmware_export.errors import TfliteFormatError, TflmError
+from firmware_export.errors import TflmError
 
 OPS_TABLE = Path(__file__).with_name("tflm_ops.toml")
-_BUILTIN_NAMES = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
 
 
 @dataclass(frozen=True)
@@ -55,7 +54,6 @@ class ModelOp:
         return f"{self.method}({arg})"
 
 
-_TYPE_NAMES = {v: k for k, v in vars(schema.TensorType).items() if not k.startswith("_")}
 _NARROW_ROLES = ("input", "weights", "output")  # first input, second input, first output
 
 
@@ -68,7 +66,7 @@ def op_table() -> tuple[dict[str, str], dict[str, str]]:
 
 @functools.cache
 def narrow_table() -> dict[str, dict[str, str]]:
-    """Builtin name -> {function, input, weights, output} of its int8-only registration."""
+    """Builtin name -> {function, header, input, weights, output} of its int8-only registration."""
     table = tomllib.loads(OPS_TABLE.read_text(encoding="utf-8"))
     return {name: dict(v) for name, v in table.get("narrow", {}).items()}
 
@@ -77,43 +75,18 @@ def narrow_table() -> dict[str, dict[str, str]]:
 _Use = tuple[str, bool, tuple[str | None, str | None, str | None]]
 
 
-def _op_uses(data: bytes) -> list[_Use]:
-    """Every operator use in every subgraph of `data`, with the tensor types it reads and writes."""
-    try:
-        m = schema.Model.GetRootAsModel(data, 0)
-        codes = []
-        for i in range(m.OperatorCodesLength()):
-            c = m.OperatorCodes(i)
-            builtin = max(c.BuiltinCode(), c.DeprecatedBuiltinCode())
-            if builtin == schema.BuiltinOperator.CUSTOM:
-                codes.append(((c.CustomCode() or b"").decode("utf-8", "replace"), True))
-            else:
-                codes.append((_BUILTIN_NAMES.get(builtin, f"OP_{builtin}"), False))
-        uses: list[_Use] = []
-        for s in range(m.SubgraphsLength()):
-            sg = m.Subgraphs(s)
+def _op_uses(model: TfliteModel) -> list[_Use]:
+    """Every operator use in every subgraph, with the tensor types it reads and writes."""
+    uses: list[_Use] = []
+    for sg in model.subgraphs:
+        def dtype(i: int, sg=sg) -> str | None:
+            return sg.tensors[i].dtype if 0 <= i < len(sg.tensors) else None
 
-            def dtype(i: int, sg=sg) -> str | None:
-                if i < 0 or i >= sg.TensorsLength():
-                    return None
-                return _TYPE_NAMES.get(sg.Tensors(i).Type(), "UNKNOWN")
-
-            for k in range(sg.OperatorsLength()):
-                op = sg.Operators(k)
-                ins = [op.Inputs(j) for j in range(op.InputsLength())]
-                outs = [op.Outputs(j) for j in range(op.OutputsLength())]
-                types = (dtype(ins[0]) if ins else None, dtype(ins[1]) if len(ins) > 1 else None,
-                         dtype(outs[0]) if outs else None)
-                uses.append((*codes[op.OpcodeIndex()], types))
-        return uses
-    except (IndexError, ValueError, UnicodeDecodeError, AttributeError) as e:
-        raise TfliteFormatError(f"damaged .tflite: cannot read its operator table ({type(e).__name__}); "
-                                "re-export it from the converter") from None
-
-
-def _op_codes(data: bytes) -> set[tuple[str, bool]]:
-    """(name, is_custom) of every operator used in any subgraph of `data`."""
-    return {(name, custom) for name, custom, _ in _op_uses(data)}
+        for op in sg.operators:
+            types = (dtype(op.inputs[0]) if op.inputs else None, dtype(op.inputs[1]) if len(op.inputs) > 1 else None,
+                     dtype(op.outputs[0]) if op.outputs else None)
+            uses.append((op.name, op.custom, types))
+    return uses
 
 
 def _narrow_registration(name: str, types: list[tuple[str | None, ...]]) -> tuple[str, str] | None:
@@ -129,13 +102,15 @@ def _narrow_registration(name: str, types: list[tuple[str | None, ...]]) -> tupl
     return rule["function"], rule["header"]
 
 
-def model_ops(data: bytes, narrow: bool = True) -> list[ModelOp]:
-    """The distinct operators of `data`, sorted by name, each with its resolver method and, with
-    `narrow` (the default), the int8-only registration when TFLM has one that fits every use."""
+def model_ops(model: "bytes | TfliteModel", narrow: bool = True) -> list[ModelOp]:
+    """The distinct operators of every subgraph of `model` (parsed, or .tflite bytes), sorted by
+    name, each with its resolver method and, with `narrow` (the default), the int8-only
+    registration when TFLM has one that fits every use."""
     builtin, custom = op_table()
-    uses = _op_uses(data)
+    if not isinstance(model, TfliteModel):
+        model = parse_tflite(bytes(model))
     found: dict[tuple[str, bool], list] = {}
-    for name, is_custom, types in uses:
+    for name, is_custom, types in _op_uses(model):
         found.setdefault((name, is_custom), []).append(types)
     result = []
     for (name, is_custom), types in found.items():

@@ -18,13 +18,25 @@ the struct layouts in TFLM's `tensorflow/lite/c/common.h` and `micro_allocator.h
 
 Everything else (activation buffers, scratch, kernel op data of int32 multipliers) has the
 same size on both. The result is rounded up to 16 bytes (TFLM's arena alignment).
+
+Isolation. TFLM trusts the model: a kernel's Prepare can abort() (a TFLITE_DCHECK, e.g. the
+softmax of an untrained int8 model with a degenerate scale) or segfault. So every public call
+here that hands user bytes to TFLM (`measure_arena`, `fits_in_arena`, `run`, `input_detail`,
+`output_detail`) validates the bytes (`validate.py`, through `tflite_model.parse_tflite`) and
+then runs TFLM in a forked child process (`_isolated`): the result comes back pickled through
+a pipe; a child killed by a signal becomes a `TflmError` with one line ("TFLM aborted while
+preparing the model: <TFLM's last words>"), never a dead CLI. The overhead is measured in
+docs/benchmarks.md ("TFLM isolation"). `make_interpreter` itself stays in-process: call it only
+inside `_isolated` (or on bytes already known good).
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import pickle
 import re
+import select
 import signal
 import sys
 import tempfile
@@ -34,10 +46,12 @@ from typing import Iterator
 
 import numpy as np
 
-from firmware_export.errors import TflmError
+from firmware_export.errors import TflmError, UserError
 
 ARENA_ALIGNMENT = 16  # TFLM requires a 16-byte aligned arena (MicroArenaBufferAlignment)
 PROBE_TIMEOUT_S = 30  # a probe allocates once (milliseconds); far longer means the child hung
+CHILD_TIMEOUT_S = 900  # one isolated call (a whole arena bisection, or a run over a validation set)
+MAX_ARENA_BYTES = 1 << 30  # the default arena of make_interpreter is capped here (int32 sizes inside TFLM)
 
 # (bytes per record on a 64-bit host, bytes on a 32-bit target); see module docstring.
 _POINTER_RECORDS = {
@@ -132,7 +146,7 @@ def make_interpreter(data: bytes, arena_size: int | None = None):
     """A TFLM interpreter for `data`; raises TflmError (with TFLM's own reason) on failure."""
     runtime = _runtime()
     if arena_size is None:
-        arena_size = max(len(data) * 10, 1 << 20)
+        arena_size = min(max(len(data) * 10, 1 << 20), MAX_ARENA_BYTES)
     with capture_c_stderr() as log:
         try:
             return runtime.Interpreter.from_bytes(data, arena_size=arena_size)
@@ -142,7 +156,7 @@ def make_interpreter(data: bytes, arena_size: int | None = None):
     raise TflmError(f"TFLite Micro cannot load this model: {err}. {reason}".strip())
 
 
-def measure_arena(data: bytes) -> ArenaReport:
+def _measure_arena(data: bytes) -> ArenaReport:
     """Allocate and invoke the model once in TFLM and return its arena report.
 
     TFLM's printed total leaves out the planner's temporary memory, which is freed after
@@ -152,13 +166,13 @@ def measure_arena(data: bytes) -> ArenaReport:
     """
     report = _reported_arena(data)
     need = report.host_bytes
-    if not fits_in_arena(data, need):
+    if not _probe_fits(data, need):
         lo, hi = need // ARENA_ALIGNMENT, max(2 * need, need + 65536) // ARENA_ALIGNMENT
-        if not fits_in_arena(data, hi * ARENA_ALIGNMENT):
+        if not _probe_fits(data, hi * ARENA_ALIGNMENT):
             raise TflmError("TFLite Micro reports an arena it cannot allocate; this model is not usable")
         while lo < hi:
             mid = (lo + hi) // 2
-            if fits_in_arena(data, mid * ARENA_ALIGNMENT):
+            if _probe_fits(data, mid * ARENA_ALIGNMENT):
                 hi = mid
             else:
                 lo = mid + 1
@@ -170,6 +184,7 @@ def _reported_arena(data: bytes) -> ArenaReport:
     interp = make_interpreter(data)
     detail = interp.get_input_details(0)
     interp.set_input(np.zeros(detail["shape"], dtype=detail["dtype"]), 0)
+    _stage("running")
     with capture_c_stderr() as log:
         try:
             interp.invoke()
@@ -180,7 +195,12 @@ def _reported_arena(data: bytes) -> ArenaReport:
 
 
 def fits_in_arena(data: bytes, arena_size: int) -> bool:
-    """True if TFLM can allocate and invoke the model with exactly `arena_size` bytes.
+    """True if TFLM can allocate and invoke the (validated) model with exactly `arena_size` bytes."""
+    return _probe_fits(_validated(data), arena_size)
+
+
+def _probe_fits(data: bytes, arena_size: int) -> bool:
+    """True if TFLM can allocate and invoke `data` (already validated) with exactly `arena_size` bytes.
 
     Some too-small arenas crash the TFLM allocator (a segmentation fault, seen with this
     tflite-micro build on a fully connected model at arena sizes just below what it needs)
@@ -212,7 +232,7 @@ def fits_in_arena(data: bytes, arena_size: int) -> bool:
         if not done:
             os.kill(pid, signal.SIGKILL)
             os.waitpid(pid, 0)
-    return _fits(data, arena_size)  # the child hung: probe in this process instead
+    return False  # the child hung: never probe TFLM in this process; count it as "does not fit"
 
 
 def _fits(data: bytes, arena_size: int) -> bool:
@@ -246,7 +266,7 @@ def dequantize_output(y: np.ndarray, detail: dict) -> np.ndarray:
     return (y.astype(np.float32) - float(q["zero_points"][0])) * float(q["scales"][0])
 
 
-def run(data: bytes, x: np.ndarray, quantized_input: bool = False) -> np.ndarray:
+def _run(data: bytes, x: np.ndarray, quantized_input: bool = False) -> np.ndarray:
     """Run every row of `x` through TFLM; returns raw outputs (model's output dtype).
 
     `x` is float (quantized here with the input's scale and zero point) unless
@@ -256,6 +276,7 @@ def run(data: bytes, x: np.ndarray, quantized_input: bool = False) -> np.ndarray
     in_detail = interp.get_input_details(0)
     shape = tuple(in_detail["shape"])
     outs = []
+    _stage("running")
     with capture_c_stderr() as log:
         try:
             for row in x:
@@ -274,9 +295,201 @@ def run(data: bytes, x: np.ndarray, quantized_input: bool = False) -> np.ndarray
     return np.stack(outs)
 
 
-def output_detail(data: bytes) -> dict:
+def _output_detail(data: bytes) -> dict:
     return make_interpreter(data).get_output_details(0)
 
 
-def input_detail(data: bytes) -> dict:
+def _input_detail(data: bytes) -> dict:
     return make_interpreter(data).get_input_details(0)
+
+
+# ---------------------------------------------------------------- isolation (public API)
+
+_NODE = re.compile(r"Node (\w+) \(number (\d+)f?\) failed to (prepare|invoke)")
+_stage_fd: int | None = None  # the result pipe while running inside an isolated child
+
+
+def _stage(text: str) -> None:
+    """Tell the parent what the child is doing (for the message if TFLM kills it)."""
+    if _stage_fd is not None:
+        os.write(_stage_fd, b"S" + text.encode()[:200] + b"\n")
+
+
+def _validated(data: bytes) -> bytes:
+    from firmware_export.tflite_model import parse_tflite
+
+    return parse_tflite(bytes(data)).data
+
+
+# TFLM's softmax Prepare (PreprocessSoftmaxScaling, kScaledDiffIntegerBits = 5) aborts in
+# QuantizeMultiplierGreaterThanOne unless beta * input_scale * 2^(31 - 5) > 1.
+_SOFTMAX_SCALE_BITS = 31 - 5
+
+
+def suspect_op(data: bytes) -> tuple[int, str, str] | None:
+    """(op index, op name, why) of the first operator whose quantization TFLM is known to abort on.
+
+    Used only to name the op after TFLM died; TFLM itself stays the judge of what runs.
+    """
+    from firmware_export.tflite_model import parse_tflite
+
+    m = parse_tflite(data)
+    for op in m.operators:
+        if op.name in ("SOFTMAX", "LOG_SOFTMAX") and op.inputs and m.tensors[op.inputs[0]].scale:
+            scale = m.tensors[op.inputs[0]].scale[0]
+            beta = float(op.options.get("beta", 1.0))
+            if not beta * scale * (1 << _SOFTMAX_SCALE_BITS) > 1.0:
+                return op.index, op.name, (f"input scale {scale:.3g} x beta {beta:g} is too small for TFLM's "
+                                           "int8 softmax (a degenerate scale, as an untrained model has)")
+        for i in op.inputs:
+            if 0 <= i < len(m.tensors) and any(not (s > 0 and s < float("inf")) for s in m.tensors[i].scale):
+                return op.index, op.name, f"tensor {i} has quantization scale {m.tensors[i].scale[0]!r}"
+    return None
+
+
+def _crash_message(status: int, stage: str, log: str, data: bytes | None = None) -> str:
+    lines = [ln.strip() for ln in log.splitlines() if ln.strip()]
+    node = None
+    for ln in lines:
+        m = _NODE.search(ln)
+        if m:
+            node = m
+    where = f"op {node.group(2)} {node.group(1)}" if node else "the model"
+    suspect = None
+    if node is None and data is not None:
+        with contextlib.suppress(Exception):  # naming the op is a courtesy; the crash is the error
+            suspect = suspect_op(data)
+    if suspect:
+        where = f"op {suspect[0]} {suspect[1]}"
+        lines.append(suspect[2])
+    if os.WIFSIGNALED(status):
+        sig = os.WTERMSIG(status)
+        how = "aborted" if sig == signal.SIGABRT else f"crashed ({signal.Signals(sig).name})"
+    else:
+        how = f"exited with status {os.WEXITSTATUS(status)}"
+    last = " ".join(lines[-2:])[:300] if lines else "it printed nothing"
+    return (f"TFLM {how} while {stage} {where}: {last}; TFLite Micro cannot run this model "
+            "(re-convert it from a trained model, or check that the file is intact)")
+
+
+def _isolated(stage: str, fn, *args):
+    """Run fn(*args) in a forked child; return its result, re-raise its UserError, or TflmError on a crash."""
+    if not hasattr(os, "fork"):
+        return fn(*args)
+    _runtime()  # import the extension once in the parent, so each child starts warm
+    sys.stdout.flush()
+    sys.stderr.flush()
+    r, w = os.pipe()
+    log = tempfile.TemporaryFile(mode="w+b")
+    pid = os.fork()
+    if pid == 0:  # child: never return into the caller
+        global _stage_fd
+        code = 0
+        try:
+            os.close(r)
+            with contextlib.suppress(ImportError, ValueError, OSError):
+                import resource
+
+                resource.setrlimit(resource.RLIMIT_CORE, (0, 0))  # an abort here must not write a core file
+            os.dup2(log.fileno(), 2)
+            os.dup2(log.fileno(), 1)
+            _stage_fd = w
+            _stage(stage)
+            try:
+                payload = ("ok", fn(*args))
+            except UserError as e:
+                payload = ("user", type(e).__name__, str(e))
+            except Exception as e:  # report it in the parent as what it is
+                payload = ("exc", type(e).__name__, str(e)[:300])
+            blob = pickle.dumps(payload, protocol=pickle.HIGHEST_PROTOCOL)
+            view = memoryview(b"R" + blob)
+            while view:
+                view = view[os.write(w, view):]
+        except BaseException:
+            code = 3
+        finally:
+            os._exit(code)
+    os.close(w)
+    chunks: list[bytes] = []
+    deadline = time.monotonic() + CHILD_TIMEOUT_S
+    status = None
+    try:
+        while True:
+            ready, _, _ = select.select([r], [], [], max(0.0, deadline - time.monotonic()))
+            if not ready:
+                break
+            chunk = os.read(r, 1 << 20)
+            if not chunk:
+                break
+            chunks.append(chunk)
+        if time.monotonic() >= deadline:
+            os.kill(pid, signal.SIGKILL)
+        _, status = os.waitpid(pid, 0)
+    finally:
+        os.close(r)
+        if status is None:
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+    raw = b"".join(chunks)
+    cut = raw.find(b"R")
+    stages = [ln for ln in (raw if cut < 0 else raw[:cut]).split(b"\n") if ln.startswith(b"S")]
+    stage_now = stages[-1][1:].decode("utf-8", "replace") if stages else stage
+    log.seek(0)
+    text = log.read().decode("utf-8", "replace")
+    log.close()
+    if cut >= 0 and os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0:
+        payload = pickle.loads(raw[cut + 1:])
+        if payload[0] == "ok":
+            return payload[1]
+        if payload[0] == "user":
+            import firmware_export.errors as errors
+
+            raise getattr(errors, payload[1], TflmError)(payload[2])
+        raise TflmError(f"TFLite Micro failed while {stage_now} the model ({payload[1]}: {payload[2]})")
+    if time.monotonic() >= deadline:
+        raise TflmError(f"TFLite Micro did not finish {stage_now} the model within {CHILD_TIMEOUT_S} s; "
+                        "it may loop forever on this model")
+    data = next((a for a in args if isinstance(a, bytes)), None)
+    raise TflmError(_crash_message(status, stage_now, text, data))
+
+
+_ARENA_CACHE: dict[bytes, ArenaReport] = {}  # sha256 of the model -> report (inspect, fit, export of one file)
+_ARENA_CACHE_SIZE = 16
+
+
+def measure_arena(data: bytes) -> ArenaReport:
+    """Allocate and invoke the model once in TFLM (in a child process) and return its arena report.
+
+    See `_measure_arena` for how the smallest working arena is found. The last few reports are
+    kept by content hash, so fit and export of the same bytes in one process measure once.
+    """
+    import hashlib
+
+    data = _validated(data)
+    key = hashlib.sha256(data).digest()
+    if key not in _ARENA_CACHE:
+        report = _isolated("preparing", _measure_arena, data)
+        if len(_ARENA_CACHE) >= _ARENA_CACHE_SIZE:
+            _ARENA_CACHE.pop(next(iter(_ARENA_CACHE)))
+        _ARENA_CACHE[key] = report
+    return _ARENA_CACHE[key]
+
+
+def run(data: bytes, x: np.ndarray, quantized_input: bool = False) -> np.ndarray:
+    """Run every row of `x` through TFLM (in a child process); returns raw outputs (model's output dtype).
+
+    `x` is float (quantized here with the input's scale and zero point) unless
+    `quantized_input` is true. The batch dimension is iterated: TFLM runs batch size 1.
+    """
+    return _isolated("preparing", _run, _validated(data), np.asarray(x), quantized_input)
+
+
+def output_detail(data: bytes) -> dict:
+    """The first output's details (shape, dtype, quantization), from TFLM in a child process."""
+    return _isolated("preparing", _output_detail, _validated(data))
+
+
+def input_detail(data: bytes) -> dict:
+    """The first input's details (shape, dtype, quantization), from TFLM in a child process."""
+    return _isolated("preparing", _input_detail, _validated(data))

@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         rv = cli.main(args=argv, prog_name="tinyprune", standalone_mode=False)
     except TinypruneError as e:
-        click.echo(f"error: {e}", err=True)
+        click.echo("error: " + " ".join(str(e).splitlines()), err=True)  # one line, even for a name with newlines
         sys.exit(e.exit_code)
     except click.exceptions.Abort:
         click.echo("error: aborted", err=True)

@@ -21,6 +21,7 @@ PIPE_WIDTH = 120  # table width when stdout is not a terminal (rich would use 80
 def boards(boards_file: str | None, as_json: bool) -> None:
     """List the board profiles that `tinyprune fit --board NAME` accepts."""
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     from firmware_export.boards import DEFAULT_BOARDS, load_boards
@@ -39,11 +40,11 @@ def boards(boards_file: str | None, as_json: bool) -> None:
     for b in profiles.values():
         flash = f"{b.flash_kb:g}" + (f" ({b.usable_flash_kb:g})" if b.usable_flash_kb else "")
         sram = f"{b.sram_kb:g}" + (f" ({b.usable_sram_kb:g})" if b.usable_sram_kb else "")
-        t.add_row(b.name + ("*" if b.name in DEFAULT_BOARDS else ""), b.mcu, b.core.removeprefix("cortex-"),
+        t.add_row(escape(b.name) + ("*" if b.name in DEFAULT_BOARDS else ""), escape(b.mcu), b.core.removeprefix("cortex-"),
                   f"{b.clock_mhz:g}", flash, sram, b.kernels)
     console = Console(width=None if sys.stdout.isatty() else PIPE_WIDTH)
     console.print(t)
     console.print("(usable) in parentheses when smaller than the total; add boards with --boards-file FILE.toml")
     console.print("\n[bold]sources[/]")
     for b in profiles.values():
-        console.print(f"  {b.name}: {b.source or '(none given)'}", highlight=False)
+        console.print(f"  {escape(b.name)}: {escape(b.source or '(none given)')}", highlight=False)

@@ -33,39 +33,40 @@ def compress(model: str, output: str, method: str, bits: int, force: bool, as_js
     from tinyprune.errors import TflmError
 
     check_method(method, bits)
-    check_writable(Path(output), force)
+    check_writable(Path(output), force, inputs=[model])
     data = read_tflite(model).data
     result = compress_model(data, method, bits)
     identical = same_outputs(data, result.data)
     if not identical:
         raise TflmError("the compressed model's TFLM outputs differ from the original's on random inputs; "
                         "nothing was written (please report this model)")
-    write_bytes(Path(output), result.data, force=force)
+    write_bytes(Path(output), result.data, force=force, inputs=[model])
     report = {**result.to_dict(), "input": model, "output": output, "outputs_identical_on_random_inputs": identical}
     if as_json:
         click.echo(json.dumps(report, indent=2))
         return
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     console = Console()
-    table = Table(title=f"{model}: weights stored for TFLM's DECODE")
+    table = Table(title=escape(f"{model}: weights stored for TFLM's DECODE"))
     for col in ("tensor", "op", "zeros", "int8 B", "stored B", "stored as"):
         table.add_column(col, justify="left" if col in ("tensor", "op", "stored as") else "right")
     reasons: dict[str, str] = {}
     for t in result.tensors:
         mark = reasons.setdefault(t.reason, "*" * (len(reasons) + 1)) if not t.method else ""
-        table.add_row(_short(t.name), t.op, f"{t.sparsity:.0%}", f"{t.dense_bytes:,}", f"{t.encoded_bytes:,}",
+        table.add_row(escape(_short(t.name)), t.op, f"{t.sparsity:.0%}", f"{t.dense_bytes:,}", f"{t.encoded_bytes:,}",
                       t.method.upper() if t.method else f"int8{mark}")
     console.print(table)
     for reason, mark in reasons.items():
-        console.print(f"{mark} kept as int8: {reason}")
+        console.print(f"{mark} kept as int8: {escape(reason)}")
     console.print(f"flash: {result.dense_bytes:,} B -> {result.compressed_bytes:,} B ({result.flash_fraction:.1%}); "
                   f"arena (32-bit): {result.dense_arena.target_bytes:,} B -> {result.compressed_arena.target_bytes:,} B "
                   f"(+{result.extra_arena_bytes:,} B for the decoded weights)")
     console.print("outputs identical in TFLM on random inputs: yes (checked before writing)")
     console.print(f"[bold yellow]warning:[/] {report['note']}")
-    console.print(f"wrote {output}")
+    console.print(f"wrote {escape(output)}")
 
 
 def _short(name: str) -> str:

@@ -10,7 +10,7 @@ from typing import Callable
 
 import click
 
-from tinyprune.pipeline.settings import MAX_BATCH, MAX_EPOCHS
+from tinyprune.training.limits import MAX_BATCH_SIZE, MAX_EPOCHS
 
 
 def _stack(*decorators: Callable) -> Callable:
@@ -28,7 +28,7 @@ def common(default_epochs: int = 2) -> Callable:
         click.option("--data", "data", default=None, help="'digits' or a .npz (x_train,y_train,x_val,y_val or x,y)."),
         click.option("--epochs", type=click.IntRange(0, MAX_EPOCHS), default=default_epochs, show_default=True,
                      help="Fine-tuning / training epochs."),
-        click.option("--batch-size", type=click.IntRange(1, MAX_BATCH), default=32, show_default=True),
+        click.option("--batch-size", type=click.IntRange(1, MAX_BATCH_SIZE), default=32, show_default=True),
         click.option("-o", "--output", "output", required=True, help="Output folder."),
         click.option("--force", is_flag=True, help="Overwrite an existing output folder."),
         click.option("--json", "as_json", is_flag=True, help="Print the report as JSON on stdout."),

@@ -63,14 +63,32 @@ class Dataset:
                        self.x_val[:n_val], self.y_val[:n_val])
 
 
-def _as_float(x: np.ndarray) -> np.ndarray:
+def _as_float(x: np.ndarray, where: str = "x") -> np.ndarray:
+    """Inputs as float32: numeric, at least 2-d (samples x features), every value finite."""
+    x = np.asarray(x)
+    if x.dtype.kind not in "biuf":
+        raise DataError(f"{where} holds {x.dtype} values; inputs must be numbers (float or integer arrays)")
+    if x.ndim < 2:
+        raise DataError(f"{where} has shape {x.shape}; inputs need a sample axis and at least one feature "
+                        "axis, e.g. (N, 8, 8, 1)")
     if x.dtype == np.uint8:
         return x.astype(np.float32) / 255.0
-    return x.astype(np.float32)
+    with np.errstate(over="ignore", invalid="ignore"):
+        out = x.astype(np.float32)
+    if not np.isfinite(out).all():
+        bad = int((~np.isfinite(out)).sum())
+        raise DataError(f"{where} has {bad} NaN or infinite value(s) (or values too large for float32); "
+                        "clean the data before pruning")
+    return out
 
 
-def _as_labels(y: np.ndarray) -> np.ndarray:
+def _as_labels(y: np.ndarray, where: str = "y") -> np.ndarray:
     y = np.asarray(y)
+    if y.dtype.kind not in "biuf" or y.ndim == 0:
+        raise DataError(f"{where} holds {y.dtype} values of shape {y.shape}; labels must be an array of "
+                        "integer class labels (or numeric targets)")
+    if y.dtype.kind == "f" and not np.isfinite(y).all():
+        raise DataError(f"{where} has NaN or infinite values; labels must be finite")
     if y.ndim == 2 and y.shape[1] > 1 and set(np.unique(y)) <= {0, 1} and (y.sum(axis=1) == 1).all():
         return y.argmax(axis=1).astype(np.int64)  # one-hot
     if y.ndim == 2 and y.shape[1] == 1:
@@ -109,11 +127,32 @@ def load_digits() -> Dataset:
     return split(x, d.target.astype(np.int64), "digits")
 
 
+def check_labels(ds: Dataset, num_classes: int | None = None, source: str = "the data") -> None:
+    """Raise DataError unless class labels are integers in [0, num_classes) (num_classes: the
+    model's output width; without it only non-negative is checked). Float targets pass."""
+    for y, split_name in ((ds.y_train, "train"), (ds.y_val, "val")):
+        if y.dtype.kind == "f":
+            if y.ndim == 1 and num_classes and num_classes > 1 and np.array_equal(y, np.round(y)):
+                raise DataError(f"{source}: {split_name} labels are floats holding whole numbers; store class labels "
+                                "as integers (y.astype(int))")
+            continue
+        if y.size and int(y.min()) < 0:
+            raise DataError(f"{source}: {split_name} labels include {int(y.min())}; class labels must be 0 or more")
+        if num_classes is not None and y.size and int(y.max()) >= num_classes:
+            raise DataError(f"{source}: {split_name} labels go up to {int(y.max())} but the model has "
+                            f"{num_classes} output classes; labels must be in [0, {num_classes})")
+
+
 def load_npz(path: str | Path) -> Dataset:
     """Load a .npz in the documented format (see module docstring)."""
     path = Path(path)
     if not path.is_file():
         raise InputFileError(f"{path}: no such data file; give a .npz or the name 'digits'")
+    with path.open("rb") as f:
+        head = f.read(6)
+    if head == b"\x93NUMPY":
+        raise DataError(f"{path} is a single .npy array, not a .npz archive; save x and y together with "
+                        "numpy.savez(path, x=x, y=y)")
     try:
         with np.load(path, allow_pickle=False) as f:
             arrays = {k: f[k] for k in f.files}
@@ -121,10 +160,11 @@ def load_npz(path: str | Path) -> Dataset:
         raise DataError(f"{path} is not a readable .npz file ({e}); save it with numpy.savez") from None
     keys = set(arrays)
     if {"x_train", "y_train", "x_val", "y_val"} <= keys:
-        ds = Dataset(path.stem, _as_float(arrays["x_train"]), _as_labels(arrays["y_train"]),
-                     _as_float(arrays["x_val"]), _as_labels(arrays["y_val"]))
+        ds = Dataset(path.stem, _as_float(arrays["x_train"], f"{path}: x_train"),
+                     _as_labels(arrays["y_train"], f"{path}: y_train"),
+                     _as_float(arrays["x_val"], f"{path}: x_val"), _as_labels(arrays["y_val"], f"{path}: y_val"))
     elif {"x", "y"} <= keys:
-        ds = split(_as_float(arrays["x"]), _as_labels(arrays["y"]), path.stem)
+        ds = split(_as_float(arrays["x"], f"{path}: x"), _as_labels(arrays["y"], f"{path}: y"), path.stem)
     else:
         raise DataError(
             f"{path} has keys {sorted(keys)}; expected x_train, y_train, x_val, y_val "
@@ -138,6 +178,7 @@ def load_npz(path: str | Path) -> Dataset:
             raise DataError(f"{path}: {split_name} has {len(xs)} inputs but {len(ys)} labels")
         if len(xs) == 0:
             raise DataError(f"{path}: the {split_name} split is empty")
+    check_labels(ds, None, str(path))
     return ds
 
 

@@ -13,7 +13,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from tinyprune.errors import ConfigError, InputFileError
-from tinyprune.pipeline.settings import MAX_BATCH, MAX_EPOCHS, MagnitudeSettings
+from tinyprune.pipeline.settings import MagnitudeSettings
+from tinyprune.training.limits import MAX_BATCH_SIZE, MAX_EPOCHS
 from tinyprune.prune.methods import METHODS
 
 DEFAULT_CONFIG = Path(__file__).with_name("default_run.toml")
@@ -209,10 +210,10 @@ def validate(cfg: RunConfig) -> None:
     if stray:
         raise ConfigError(f"[prune] {', '.join(stray)} do{'es' if len(stray) == 1 else ''} not apply to method "
                           f"{p.method!r}; it reads {', '.join(sorted(METHOD_KEYS[kind]))}")
-    if not 0 < p.epochs <= MAX_EPOCHS:
-        raise ConfigError(f"[prune] epochs must be a whole number in 1..{MAX_EPOCHS}, got {p.epochs!r}")
-    if not 0 < p.batch_size <= MAX_BATCH:
-        raise ConfigError(f"[prune] batch_size must be a whole number in 1..{MAX_BATCH}, got {p.batch_size!r}")
+    if isinstance(p.epochs, bool) or not isinstance(p.epochs, int) or not 1 <= p.epochs <= MAX_EPOCHS:
+        raise ConfigError(f"[prune] epochs must be a whole number in [1, {MAX_EPOCHS}], got {p.epochs!r}")
+    if isinstance(p.batch_size, bool) or not isinstance(p.batch_size, int) or not 1 <= p.batch_size <= MAX_BATCH_SIZE:
+        raise ConfigError(f"[prune] batch_size must be a whole number in [1, {MAX_BATCH_SIZE}], got {p.batch_size!r}")
     settings, train = p.settings()
     if kind == "budget":
         from tinyprune.budget.limits import check_request
@@ -229,7 +230,7 @@ def validate(cfg: RunConfig) -> None:
     q = cfg.quantize
     if not isinstance(q.calibration_samples, int) or q.calibration_samples < 1:
         raise ConfigError(f"[quantize] calibration_samples must be >= 1, got {q.calibration_samples!r}")
-    if not isinstance(q.qat_epochs, int) or q.qat_epochs < 0:
+    if isinstance(q.qat_epochs, bool) or not isinstance(q.qat_epochs, int) or not 0 <= q.qat_epochs <= MAX_EPOCHS:
         raise ConfigError(f"[quantize] qat_epochs must be a whole number >= 0, got {q.qat_epochs!r}")
     if q.io_type not in ("int8", "uint8", "float32"):
         raise ConfigError(f"[quantize] io_type must be int8, uint8 or float32, got {q.io_type!r}")

@@ -58,14 +58,16 @@ def _jsonable(obj):
 
 def write_prune_outputs(out_dir: str | Path, model, report: dict, x_calib: np.ndarray | None = None,
                         force: bool = False, num_calibration: int = 300,
-                        extra_files: dict[str, bytes] | None = None) -> PruneOutputs:
+                        extra_files: dict[str, bytes] | None = None, inputs: tuple = ()) -> PruneOutputs:
     """Save `model`, its int8 .tflite (if `x_calib`), and `report` (+ TFLM arena) to `out_dir`.
 
     `extra_files` maps file names to bytes written into the same folder (e.g. a compressed
-    .tflite). Returns the paths and the measured int8 size and arena.
+    .tflite). Returns the paths and the measured int8 size and arena. `out_dir` may not be, hold
+    or lie inside an input: `inputs`, plus the report's "model" path when it names one.
     """
     out_dir = Path(out_dir)
-    check_writable(out_dir, force)
+    inputs = tuple(inputs) + ((report["model"],) if isinstance(report.get("model"), str) else ())
+    check_writable(out_dir, force, inputs)
     tflite = None
     arena = None
     if x_calib is not None:
@@ -76,7 +78,7 @@ def write_prune_outputs(out_dir: str | Path, model, report: dict, x_calib: np.nd
         arena = measure_arena(tflite)
         report = {**report, "int8_bytes": len(tflite), "arena_bytes_host": arena.host_bytes,
                   "arena_bytes_target32": arena.target_bytes}
-    with staged_dir(out_dir, force=force) as tmp:
+    with staged_dir(out_dir, force=force, inputs=inputs) as tmp:
         model.save(tmp / MODEL_FILE, include_optimizer=False)
         if tflite is not None:
             (tmp / TFLITE_FILE).write_bytes(tflite)

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Iterator
 
 from rich.console import Console
+from rich.markup import escape
 
 from firmware_export.files import check_writable, staged_dir
 from tinyprune.pipeline.config import BudgetRequest, RunConfig
@@ -79,7 +80,8 @@ def run_pipeline(cfg: RunConfig, force: bool = False, console: Console | None = 
 
     console = console or Console(stderr=True, quiet=quiet)
     out_dir = Path(cfg.output.dir)
-    check_writable(out_dir, force)
+    inputs = [cfg.resolve(cfg.model.path)] + ([] if cfg.data_source() == "digits" else [cfg.data_source()])
+    check_writable(out_dir, force, inputs)
     boards = select_boards(load_boards(), cfg.fit.boards or list(DEFAULT_BOARDS), all_boards=False)
     times: dict[str, float] = {}
 
@@ -88,8 +90,8 @@ def run_pipeline(cfg: RunConfig, force: bool = False, console: Console | None = 
         ds = load_data(cfg.data_source()).fit_to(model.input_shape)
         training.compile_for(model, ds)
         float_acc = training.evaluate(model, ds)
-    console.print(f"[bold]model[/] {cfg.model.path}: {model.count_params():,} parameters, "
-                  f"validation score {float_acc:.4f} on {ds.name} ({len(ds.x_val)} samples)")
+    console.print(f"[bold]model[/] {escape(str(cfg.model.path))}: {model.count_params():,} parameters, "
+                  f"validation score {float_acc:.4f} on {escape(ds.name)} ({len(ds.x_val)} samples)")
 
     with _timed(times, "dense int8"):
         dense_int8 = quantize_int8(model, ds.x_train, cfg.quantize.calibration_samples, cfg.quantize.io_type)
@@ -113,7 +115,7 @@ def run_pipeline(cfg: RunConfig, force: bool = False, console: Console | None = 
     result = RunResult(out_dir, float_acc, pruned.accuracy, pruned.sparsity, len(dense_int8), len(int8), how,
                        parity.to_dict(), arena.host_bytes, arena.target_bytes, method=cfg.prune.method,
                        prune=pruned.report)
-    with staged_dir(out_dir, force=force) as tmp:
+    with staged_dir(out_dir, force=force, inputs=inputs) as tmp:
         with _timed(times, "export"):
             pruned.model.save(tmp / MODEL_FILE, include_optimizer=False)
             (tmp / "model_int8.tflite").write_bytes(int8)
@@ -143,7 +145,7 @@ def _print_summary(r: RunResult, console: Console) -> None:
     t.add_row("int8 .tflite bytes (dense / pruned)", f"{r.dense_int8_bytes:,} / {r.int8_bytes:,}")
     t.add_row("quantization", r.quantization)
     t.add_row("TFLM arena (host / 32-bit target)", f"{r.arena_host_bytes:,} / {r.arena_target_bytes:,}")
-    t.add_row("output", str(r.output_dir))
+    t.add_row("output", escape(str(r.output_dir)))
     console.print(t)
     if r.int8_bytes >= r.dense_int8_bytes:
         console.print("[yellow]note:[/] pruning masked weights to zero; the int8 .tflite keeps every "

@@ -14,11 +14,10 @@ from typing import Union
 from tinyprune.errors import ConfigError, DataError
 from tinyprune.prune.magnitude import Schedule
 from tinyprune.prune.methods import METHODS, Method
+from tinyprune.training.limits import check_training_args
 
 _SCHEDULE = Schedule()
 
-MAX_EPOCHS = 10_000  # no job here trains longer; also guards tf_keras against int overflow (2**63-1)
-MAX_BATCH = 65_536
 PRUNE_BREAK_EVEN = 1 / 8  # TFLM's PRUNE stores 1 mask bit per int8 weight (firmware_export.tflm_prune)
 
 
@@ -30,10 +29,7 @@ class TrainSettings:
     batch_size: int = 32
 
     def check(self) -> None:
-        if not 0 <= self.epochs <= MAX_EPOCHS:
-            raise ConfigError(f"--epochs must be in 0..{MAX_EPOCHS}, got {self.epochs}")
-        if not 1 <= self.batch_size <= MAX_BATCH:
-            raise ConfigError(f"--batch-size must be in 1..{MAX_BATCH}, got {self.batch_size}")
+        check_training_args(self.epochs, self.batch_size, what="--epochs")
 
 
 @dataclass(frozen=True)

@@ -420,6 +420,7 @@ def prune_magnitude(model, ds: Dataset, schedule: Schedule | None = None, epochs
     from tinyprune import training
     from tinyprune.tfsetup import tfmot
 
+    training.check_training_args(epochs, batch_size, min_epochs=1)
     opts = options or PruneOptions()
     if schedule is not None:
         opts = dataclasses.replace(opts, schedule=schedule)

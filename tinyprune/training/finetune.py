@@ -19,6 +19,7 @@ from tinyprune.load.data import Dataset
 from tinyprune.errors import ConfigError
 from tinyprune.keras_facts import ends_in_softmax
 from tinyprune.metrics import score
+from tinyprune.training.limits import check_training_args
 from tinyprune.tfsetup import keras
 
 DEFAULT_LR = 1e-3  # Adam's default; fine-tuning after pruning uses it as well
@@ -37,6 +38,9 @@ def compile_for(model, ds: Dataset, lr: float = DEFAULT_LR, optimizer: Any = Non
     if ds.is_classification and model.output_shape[-1] == 1:
         raise ConfigError(f"model '{model.name}' has one output unit but the data has class labels; use "
                           "one unit per class (e.g. Dense(2, activation='softmax') for a binary task)")
+    from tinyprune.load.data import check_labels
+
+    check_labels(ds, int(model.output_shape[-1]) if model.output_shape[-1] else None, f"data {ds.name}")
     opt = optimizer or keras.optimizers.Adam(lr)
     if ds.is_classification:
         loss = keras.losses.SparseCategoricalCrossentropy(from_logits=not ends_in_softmax(model))
@@ -92,7 +96,8 @@ def train(model, ds: Dataset, epochs: int, batch_size: int = 32, callbacks: Sequ
     `early_stopping` > 0 stops after that many epochs without a better validation loss and
     restores the best weights.
     """
-    if epochs <= 0:
+    check_training_args(epochs, batch_size)
+    if epochs == 0:
         return TrainResult(0, {})
     cbs = list(callbacks) + [RichProgress(description, epochs, quiet)]
     if early_stopping > 0:

@@ -1,0 +1,27 @@
+"""Ranges for training arguments (epochs, batch size), checked before any training starts.
+
+Every training entry point (`finetune.train`, `prune_magnitude`, the pipeline config) calls
+`check_training_args`, so the CLI inherits the check. No TensorFlow here: a bad value is refused
+before TensorFlow is imported.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from tinyprune.errors import ConfigError
+
+MAX_EPOCHS = 10_000  # far beyond any fine-tuning here; 2**63-1 overflows Keras's epoch loop
+MAX_BATCH_SIZE = 1 << 16
+
+
+def check_training_args(epochs: Any, batch_size: Any, min_epochs: int = 0, what: str = "epochs") -> None:
+    """Raise ConfigError unless epochs is a whole number in [min_epochs, MAX_EPOCHS] and
+    batch_size one in [1, MAX_BATCH_SIZE]. Every training entry point calls this first."""
+    if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or not min_epochs <= epochs <= MAX_EPOCHS:
+        raise ConfigError(f"{what} must be a whole number in [{min_epochs}, {MAX_EPOCHS}], got {epochs!r}")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) \
+            or not 1 <= batch_size <= MAX_BATCH_SIZE:
+        raise ConfigError(f"batch size must be a whole number in [1, {MAX_BATCH_SIZE}], got {batch_size!r}")
