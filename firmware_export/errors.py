@@ -32,6 +32,10 @@ class TflmError(UserError):
     """TensorFlow Lite Micro cannot run a model (missing op, allocation failure, abort)."""
 
 
+class TflmCrash(TflmError):
+    """TFLM aborted, crashed or hung on the model (in its child process): the model is unusable as is."""
+
+
 class OutputExistsError(UserError):
     """An output already exists and --force was not given."""
 

@@ -16,7 +16,7 @@ from firmware_export import ops as ops_mod
 from firmware_export import tflm
 from firmware_export.costmodel import op_macs
 from firmware_export.tflite_model import TfliteModel, parse_tflite, read_tflite
-from firmware_export.errors import TflmError
+from firmware_export.errors import TflmCrash, TflmError
 
 
 @dataclass(frozen=True)
@@ -159,7 +159,9 @@ def inspect_model(path_or_bytes: bytes | str | Path, measure: bool = True) -> In
         try:
             arena = tflm.measure_arena(m.data)
             host, target = arena.host_bytes, arena.target_bytes
-        except TflmError as e:  # report it in the table instead of failing
+        except TflmCrash:  # TFLM aborted or crashed on it: the model is unusable, exit 2 like fit and export
+            raise
+        except TflmError as e:  # e.g. an allocation failure: report it in the table instead of failing
             error = str(e)
     op_rows = _op_rows(m)
     return InspectReport(

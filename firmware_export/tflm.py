@@ -46,7 +46,7 @@ from typing import Iterator
 
 import numpy as np
 
-from firmware_export.errors import TflmError, UserError
+from firmware_export.errors import TflmCrash, TflmError, UserError
 
 ARENA_ALIGNMENT = 16  # TFLM requires a 16-byte aligned arena (MicroArenaBufferAlignment)
 PROBE_TIMEOUT_S = 30  # a probe allocates once (milliseconds); far longer means the child hung
@@ -448,10 +448,10 @@ def _isolated(stage: str, fn, *args):
             raise getattr(errors, payload[1], TflmError)(payload[2])
         raise TflmError(f"TFLite Micro failed while {stage_now} the model ({payload[1]}: {payload[2]})")
     if time.monotonic() >= deadline:
-        raise TflmError(f"TFLite Micro did not finish {stage_now} the model within {CHILD_TIMEOUT_S} s; "
+        raise TflmCrash(f"TFLite Micro did not finish {stage_now} the model within {CHILD_TIMEOUT_S} s; "
                         "it may loop forever on this model")
     data = next((a for a in args if isinstance(a, bytes)), None)
-    raise TflmError(_crash_message(status, stage_now, text, data))
+    raise TflmCrash(_crash_message(status, stage_now, text, data))
 
 
 _ARENA_CACHE: dict[bytes, ArenaReport] = {}  # sha256 of the model -> report (inspect, fit, export of one file)

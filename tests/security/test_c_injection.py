@@ -24,16 +24,28 @@ HOSTILE_LABELS = ["zero\x00hidden", "one ??/", 'two "quoted" \\', "three\nfour",
 
 
 def _stub(tmp_path):
-    from firmware_export.ops import op_table
+    """micro_mutable_op_resolver.h with every Add* method (taking an optional registration), and the
+    kernel headers that declare the int8-only registrations the export may pass (ops.narrow_table)."""
+    from firmware_export.ops import narrow_table, op_table
 
     builtin, custom = op_table()
-    methods = "".join(f"  int {m}() {{ return 0; }}\n" for m in sorted(set(builtin.values()) | set(custom.values())))
-    inc = tmp_path / "stub" / "tensorflow" / "lite" / "micro"
+    methods = "".join(f"  int {m}(int = 0) {{ return 0; }}\n"
+                      for m in sorted(set(builtin.values()) | set(custom.values())))
+    root = tmp_path / "stub"
+    inc = root / "tensorflow" / "lite" / "micro"
     inc.mkdir(parents=True)
     (inc / "micro_mutable_op_resolver.h").write_text(
         "#pragma once\nnamespace tflite {\ntemplate <unsigned int N> class MicroMutableOpResolver {\n public:\n"
         f"{methods}}};\n}}  // namespace tflite\n")
-    return tmp_path / "stub"
+    by_header: dict[str, list[str]] = {}
+    for rule in narrow_table().values():
+        by_header.setdefault(rule["header"], []).append(rule["function"])
+    for header, functions in by_header.items():
+        path = root / header
+        path.parent.mkdir(parents=True, exist_ok=True)
+        decls = "".join(f"inline int {f}() {{ return 0; }}\n" for f in functions)
+        path.write_text(f"#pragma once\nnamespace tflite {{\n{decls}}}  // namespace tflite\n")
+    return root
 
 
 def test_escapers_reduce_to_safe_text():

@@ -132,16 +132,15 @@ def test_degenerate_softmax_scale_abort_is_one_line(demo, tmp_path):
         tflm.measure_arena(bad)
     with pytest.raises(TflmError, match="aborted"):
         export_c(bad, tmp_path / "out")
-    report = inspect_model(bad)
-    assert report.arena_host_bytes is None and "SOFTMAX" in report.arena_error
+    with pytest.raises(TflmError, match="aborted"):
+        inspect_model(bad)
+    assert inspect_model(bad, measure=False).arena_host_bytes is None  # the structure can still be shown
     path = tmp_path / "softmax.tflite"
     path.write_bytes(bad)
-    for args in (["fit", str(path)], ["export", str(path), "-o", str(tmp_path / "cli")]):
+    for args in (["fit", str(path)], ["export", str(path), "-o", str(tmp_path / "cli")], ["inspect", str(path)]):
         proc = run_cli(args, timeout=300)
         assert proc.returncode == 2, proc.stderr
         assert "aborted while preparing op" in stderr_one_line(proc)
-    proc = run_cli(["inspect", str(path), "--json"], timeout=300)
-    assert proc.returncode == 0 and "SOFTMAX" in proc.stdout
 
 
 @pytest.mark.slow

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
+from rich.markup import escape
 
 from tinyprune.cli import options
 from tinyprune.pipeline.settings import MagnitudeSettings
@@ -82,11 +83,11 @@ def print_report(console, report: dict, rows: list["FlashRow"], folder: Path) ->
     for col in ("layer", "type", "pattern", "target", "sparsity"):
         layers.add_column(col, justify="right" if col in ("target", "sparsity") else "left")
     for row in report["layers"]:
-        layers.add_row(row["name"], row["kind"], row["pattern"], f"{row['target']:.1%}",
+        layers.add_row(escape(row["name"]), escape(row["kind"]), row["pattern"], f"{row['target']:.1%}",
                        f"{row['sparsity_after_strip']:.1%}")
     console.print(layers)
     for name, kind in report["not_prunable_by_tfmot"].items():
-        console.print(f"[yellow]not pruned:[/] {name} ({kind}): tfmot cannot prune this layer type")
+        console.print(f"[yellow]not pruned:[/] {escape(name)} ({escape(kind)}): tfmot cannot prune this layer type")
     flash = Table(title="flash (bytes the device stores; int8 B = same weights as plain int8) and arena (32-bit)")
     for col in ("artifact", "file", "int8 B", "flash B", "flash %", "arena B", "acc TFLM"):
         flash.add_column(col, justify="left" if col in ("artifact", "file") else "right")
@@ -99,10 +100,10 @@ def print_report(console, report: dict, rows: list["FlashRow"], folder: Path) ->
                   + (f", PQAT Keras {_pct(report['accuracy_pqat_keras'])}" if report["accuracy_pqat_keras"] else "")
                   + f", pruned int8 in TFLM {_pct(report['accuracy_int8_tflm'])}")
     for note in report["notes"] + [report["pruning_mode_note"]]:
-        console.print(f"[dim]note:[/] {note}")
+        console.print(f"[dim]note:[/] {escape(note)}")
     comp = report.get("compression")
     if comp and "skipped" in comp:
-        console.print(f"[bold yellow]compression skipped:[/] {comp['skipped']}")
+        console.print(f"[bold yellow]compression skipped:[/] {escape(comp['skipped'])}")
     elif comp:
         extra = comp["extra_arena_bytes_target32"]
         formats = " + ".join(f.upper() for f in comp["formats_used"])
@@ -110,9 +111,9 @@ def print_report(console, report: dict, rows: list["FlashRow"], folder: Path) ->
                       f"(saves {comp['saved_bytes']:,} B); the decoded tensors need {extra:,} B more arena")
         for t in comp["tensors"]:
             how = t["method"].upper() if t["method"] else f"plain int8 ({t['reason']})"
-            console.print(f"  {t['name']}: {t['sparsity']:.0%} zeros, {t['dense_bytes']:,} B -> "
+            console.print(f"  {escape(t['name'])}: {t['sparsity']:.0%} zeros, {t['dense_bytes']:,} B -> "
                           f"{t['encoded_bytes']:,} B {how}")
-        console.print(f"outputs identical to {comp['compressed_from']} in TFLM: "
+        console.print(f"outputs identical to {escape(comp['compressed_from'])} in TFLM: "
                       f"{comp['outputs_identical_to_uncompressed']}")
         console.print(f"[bold yellow]warning:[/] {comp['experimental']}")
-    console.print(f"wrote {folder}/")
+    console.print(f"wrote {escape(str(folder))}/")

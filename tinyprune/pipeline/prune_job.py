@@ -184,7 +184,8 @@ def prune_job(model_path: str | Path, data: str | None, out_dir: str | Path, set
     from firmware_export.files import check_writable
 
     check_job(settings, data is not None, train)
-    check_writable(Path(out_dir), force)
+    inputs = (model_path,) + ((data,) if data and data != "digits" else ())
+    check_writable(Path(out_dir), force, inputs)
     console = console or Console(stderr=True, quiet=quiet)
     warnings.filterwarnings("ignore", category=UserWarning)  # TF/Keras chatter (HDF5 legacy, converter stats)
 
@@ -202,10 +203,10 @@ def prune_job(model_path: str | Path, data: str | None, out_dir: str | Path, set
         from tinyprune.pipeline.compress_stage import magnitude_artifacts
 
         report, rows, extra = magnitude_artifacts(settings, pruned, ds, train, report, quiet)
-        outputs = write_prune_outputs(out_dir, pruned.model, report, force=force, extra_files=extra)
+        outputs = write_prune_outputs(out_dir, pruned.model, report, force=force, extra_files=extra, inputs=inputs)
     else:
         outputs = write_prune_outputs(out_dir, pruned.model, report, x_calib=ds.x_train if ds is not None else None,
-                                      force=force)
+                                      force=force, inputs=inputs)
         report.update({"int8_bytes": outputs.tflite_bytes, "arena_bytes_target32": outputs.arena_bytes})
     report["output"] = str(outputs.folder)
     return PruneJobResult(report, outputs, pruned, rows)
