@@ -1,8 +1,10 @@
-"""Load a trained tf_keras model safely: .h5, tf_keras .keras, or a SavedModel folder.
+"""Load a trained Keras model safely: .h5, .keras (tf_keras or Keras 3), or a SavedModel folder.
 
 Before TensorFlow deserializes anything, the model's stored config is read as plain JSON
-and checked: a Keras 3 file, a Lambda layer or a custom (unregistered) layer class each
-stop the load with one line that says what to do. (A SavedModel folder is checked for
+and checked: a Lambda layer or a custom (unregistered) layer class each stop the load with
+one line that says what to do. A Keras 3 file (keras_version 3.x in the zip's metadata.json
+or the HDF5 attribute) is checked by `keras3.check_keras3_config`, opened with Keras 3 and
+translated to an equivalent tf_keras model by `tinyprune.load.keras3` (checked on outputs). (A SavedModel folder is checked for
 Lambda layers only; its custom classes cannot load without --unsafe-load and their code.) Lambda layers and custom objects run
 Python code from the file, so they load only with `unsafe=True` (`--unsafe-load`).
 A subclassed model is refused after loading (tinyprune needs the layer graph).
@@ -124,6 +126,10 @@ def _savedmodel_config(path: Path) -> dict | None:
     return None
 
 
+def _is_keras3(version: str | None) -> bool:
+    return bool(version) and str(version).split(".")[0] == "3"
+
+
 def _check_version(version: str | None, path: Path) -> None:
     if version and version.split(".")[0] == "3":
         raise ModelLoadError(
@@ -152,6 +158,11 @@ def load_model(path: str | Path, unsafe: bool = False) -> Any:
             raise ModelLoadError(
                 f"{path} is neither an HDF5 (.h5) nor a .keras archive; give a model saved with model.save()"
             )
+        if _is_keras3(version):  # Keras 3 file: checked as JSON here, opened and translated by keras3.py
+            from tinyprune.load import keras3
+
+            keras3.check_keras3_config(config, str(path), unsafe)
+            return keras3.load_keras3_file(path, unsafe)
         _check_version(version, path)
         if config.get("class_name") not in _MODEL_CLASSES:
             raise ModelLoadError(
