@@ -52,7 +52,8 @@ _RENAMES = {"LeakyReLU": {"negative_slope": "alpha"}, "InputLayer": {"batch_shap
 # Options one side has and the other lacks, harmless at these values (besides None and the
 # source class's own default).
 _NO_OP_VALUES = {("data_format", "channels_last"), ("groups", 1), ("optional", False), ("ragged", False),
-                 ("sparse", False), ("autocast", True)}
+                 ("sparse", False), ("autocast", True), ("trainable", True), ("rms_scaling", False),
+                 ("synchronized", False)}
 # Activation names both sides compute identically (each checked by tests/load/test_keras3.py).
 _SAME_ACTIVATIONS = {"linear", "relu", "sigmoid", "tanh", "softmax", "elu", "selu", "softplus", "softsign",
                      "exponential", "swish", "gelu", "mish"}
@@ -212,9 +213,12 @@ def _accepted_kwargs(cls: type) -> set[str] | None:
             return None
         names |= {p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
         if not any(p.kind is p.VAR_KEYWORD for p in params):
+            break  # this __init__ takes nothing more: the set is complete
+        if klass.__name__ in ("Layer", "Operation"):  # the base layer: its **kwargs take these
+            names |= {"name", "trainable", "dtype", "input_shape", "batch_input_shape", "batch_size", "input_dim"}
             break
     names.discard("self")
-    return names | {"name", "trainable", "dtype", "input_shape", "batch_input_shape", "batch_size", "input_dim"}
+    return names
 
 
 def _defaults(cls: type) -> dict[str, Any]:
@@ -230,7 +234,7 @@ def _defaults(cls: type) -> dict[str, Any]:
 
 
 def _harmless(key: str, value: Any, defaults: dict[str, Any]) -> bool:
-    if value is None:
+    if value is None or key.endswith("_initializer"):  # initializers only make new weights; these are copied
         return True
     try:
         if (key, value) in _NO_OP_VALUES:
@@ -564,6 +568,8 @@ def as_tf_keras(model, data: Any = None):
     a tf_keras model is returned as is. `data` (a Dataset or an array) adds the check on
     the user's data for a Keras 3 model. Library entry points call this on their input."""
     x = getattr(data, "x_train", data)
+    if isinstance(x, tuple):  # an (x, y) pair
+        x = x[0]
     if is_keras3_model(model):
         return from_keras3(model, x)
     if x is not None and model in _ORIGINS:

@@ -3,6 +3,7 @@
 Every `tinyprune prune` method ends here, so its folder always has the same files:
 
     OUT/model.h5            the pruned tf_keras model (zeros permanent, no tfmot wrappers)
+    OUT/model_keras3.keras  the same model as a Keras 3 file (only when the input was Keras 3)
     OUT/model_int8.tflite   full-integer int8 conversion (when calibration data is given)
     OUT/report.json         what was done, per-layer facts, bytes, TFLM arena
 
@@ -19,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from firmware_export.files import check_writable, staged_dir
+from tinyprune.load.keras3 import KERAS3_FILE, save_keras3, wants_keras3
 
 
 @dataclass
@@ -47,11 +49,12 @@ def _jsonable(obj):
 
 def write_prune_outputs(out_dir: str | Path, model, report: dict, x_calib: np.ndarray | None = None,
                         force: bool = False, num_calibration: int = 300,
-                        extra_files: dict[str, bytes] | None = None) -> PruneOutputs:
+                        extra_files: dict[str, bytes] | None = None, keras3: bool | None = None) -> PruneOutputs:
     """Save `model`, its int8 .tflite (if `x_calib`), and `report` (+ TFLM arena) to `out_dir`.
 
     `extra_files` maps file names to bytes written into the same folder (e.g. a compressed
-    .tflite). Returns the paths and the measured int8 size and arena.
+    .tflite). `keras3` (default: when the model was translated from Keras 3 or report["model"]
+    is a Keras 3 file) adds OUT/model_keras3.keras. Returns the paths and the measured int8 size and arena.
     """
     out_dir = Path(out_dir)
     check_writable(out_dir, force)
@@ -67,6 +70,8 @@ def write_prune_outputs(out_dir: str | Path, model, report: dict, x_calib: np.nd
                   "arena_bytes_target32": arena.target_bytes}
     with staged_dir(out_dir, force=force) as tmp:
         model.save(tmp / "model.h5", include_optimizer=False)
+        if keras3 if keras3 is not None else wants_keras3(model, report=report):
+            save_keras3(model, tmp / KERAS3_FILE)  # the input was Keras 3: a Keras 3 copy of model.h5
         if tflite is not None:
             (tmp / "model_int8.tflite").write_bytes(tflite)
         for name, data in (extra_files or {}).items():
