@@ -524,20 +524,16 @@ def from_keras3(model, x: np.ndarray | None = None):
     except Exception as e:  # a subclassed model without get_config
         raise _refuse(model.name, type(model).__name__, f"its config cannot be read ({str(e)[:120]})") from None
     new_cls, new_cfg = _model_config(cls if cls != "Model" else "Functional", config, _Side(k, tk, True))
-    # Build each layer alone first, so that a rejected config names its layer.
-    for d in new_cfg["layers"]:
-        if d["class_name"] in _MODEL_CLASSES:
-            continue
-        try:
-            tk.layers.deserialize({"class_name": d["class_name"], "config": d["config"]})
-        except Exception as e:
-            raise _refuse(d["name"], d["class_name"], f"tf_keras rejects its config ({str(e).splitlines()[0][:160]})") \
-                from None
     try:
         built = (tk.Sequential if new_cls == "Sequential" else tk.Model).from_config(new_cfg)
-    except Keras3TranslationError:
-        raise
     except Exception as e:
+        for d in new_cfg["layers"]:  # name the layer whose config tf_keras rejects
+            if d["class_name"] not in _MODEL_CLASSES:
+                try:
+                    tk.layers.deserialize({"class_name": d["class_name"], "config": d["config"]})
+                except Exception as e2:
+                    raise _refuse(d["name"], d["class_name"],
+                                  f"tf_keras rejects its config ({str(e2).splitlines()[0][:160]})") from None
         raise Keras3TranslationError(f"Keras 3 model '{model.name}' could not be rebuilt in tf_keras: "
                                      f"{str(e).splitlines()[0][:200]}") from None
     _copy_weights(model, built)
@@ -645,8 +641,6 @@ def to_keras3(model):
     new_cls, cfg = _model_config(cls, model.get_config(), _Side(tk, k, False))
     try:
         built = (k.Sequential if new_cls == "Sequential" else k.Model).from_config(cfg)
-    except Keras3TranslationError:
-        raise
     except Exception as e:
         raise Keras3TranslationError(f"model '{model.name}' could not be rebuilt in Keras 3: "
                                      f"{str(e).splitlines()[0][:200]}") from None
