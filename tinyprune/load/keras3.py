@@ -405,7 +405,7 @@ def _flat_layers(model) -> list:
     """Every non-model layer of `model`, nested models expanded, in order."""
     out = []
     for layer in model.layers:
-        if hasattr(layer, "layers") and type(layer).__name__ in _MODEL_CLASSES + ("Sequential",):
+        if hasattr(layer, "layers") and type(layer).__name__ in _MODEL_CLASSES:
             out.extend(_flat_layers(layer))
         else:
             out.append(layer)
@@ -513,17 +513,17 @@ def from_keras3(model, x: np.ndarray | None = None):
     k = keras3()
     if not is_keras3_model(model):
         raise Keras3TranslationError(f"from_keras3 takes a Keras 3 keras.Model, got {type(model).__name__}")
-    cls = type(model).__name__
-    if cls not in _MODEL_CLASSES or (cls != "Sequential" and not getattr(model, "_is_graph_network", True)):
-        cls = "Functional" if hasattr(model, "_operations") and getattr(model, "inputs", None) else cls
-    if cls not in _MODEL_CLASSES:
+    builtin = type(model).__module__.startswith("keras.src.")
+    bases = {c.__name__ for c in type(model).__mro__ if c.__module__.startswith("keras.src.")}
+    cls = next((c for c in ("Sequential", "Functional") if builtin and c in bases), None)
+    if cls is None:
         raise _refuse(model.name, type(model).__name__, "a subclassed model has no layer graph to translate; "
                                                         "rebuild it with the functional API")
     try:
         config = model.get_config()
     except Exception as e:  # a subclassed model without get_config
         raise _refuse(model.name, type(model).__name__, f"its config cannot be read ({str(e)[:120]})") from None
-    new_cls, new_cfg = _model_config(cls if cls != "Model" else "Functional", config, _Side(k, tk, True))
+    new_cls, new_cfg = _model_config(cls, config, _Side(k, tk, True))
     try:
         built = (tk.Sequential if new_cls == "Sequential" else tk.Model).from_config(new_cfg)
     except Exception as e:
@@ -594,6 +594,29 @@ def _check_top_level(path: Path) -> None:
         raise ModelLoadError(f"{path} holds a {cls or 'non-model object'}, not a Sequential or functional Keras "
                              "model: save the model (keras.Model) with model.save('m.keras'); a subclassed "
                              "model must be rebuilt with the functional API")
+    _precheck(config, path)
+
+
+def _precheck(config: Any, path: Path) -> None:
+    """The refusals the JSON alone can decide (keras.ops nodes, activations that differ), before TensorFlow."""
+    side = _Side(None, None, True)
+    if isinstance(config, list):
+        for v in config:
+            _precheck(v, path)
+    elif isinstance(config, dict):
+        cfg = config.get("config")
+        if isinstance(config.get("class_name"), str) and isinstance(cfg, dict):
+            cls, name = config["class_name"], str(config.get("name") or cfg.get("name") or "?")
+            try:
+                if str(config.get("module") or "").startswith("keras.src.ops"):
+                    raise _refuse(name, cls, _OP_HINT)
+                for key in ("activation", "recurrent_activation"):
+                    if isinstance(cfg.get(key), str):
+                        _activation(cfg[key], side, name, cls)
+            except Keras3TranslationError as e:
+                raise Keras3TranslationError(f"{path}: {e}") from None
+        for v in config.values():
+            _precheck(v, path)
 
 
 def load_keras3_file(path: str | Path, unsafe: bool = False):
