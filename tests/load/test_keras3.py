@@ -294,8 +294,9 @@ def test_cli_flash_budget_on_a_keras3_functional_file(K, tk, k3_files, tmp_path)
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["sequential", "functional", "functional_h5"])
 def test_library_jobs_on_keras3_models(K, tk, k3_files, digits, tmp_path, name):
-    """Structured (in memory), magnitude (file, write_prune_outputs) and, for the functional
-    model in memory, the flash budget: each gives a Keras 3 model equal to the tf_keras result."""
+    """Structured (in memory), magnitude (file, write_prune_outputs), for the Sequential pruning
+    at init (in memory), for the functional model the flash budget (in memory): each gives a
+    Keras 3 model equal to the tf_keras result."""
     from tinyprune.load.keras3 import came_from_keras3, to_keras3
     from tinyprune.load.model import load_model
     from tinyprune.pipeline.outputs import write_prune_outputs
@@ -315,6 +316,14 @@ def test_library_jobs_on_keras3_models(K, tk, k3_files, digits, tmp_path, name):
     back = _check_keras3_output(K, tk, out.folder, (8, 8, 1))
     kernel = [w for w in back.weights if "kernel" in w.path][-1]
     assert float(np.mean(np.asarray(kernel) == 0)) >= 0.4  # the zeros made it into the Keras 3 file
+
+    if name == "sequential":  # pruning at init: the Keras 3 model's translation is pruned in place
+        from tinyprune.prune.at_init.pruner import prune_at_init
+
+        r = prune_at_init(K.saving.load_model(k3_files[name]), "synflow", 2.0, rounds=2)
+        out = write_prune_outputs(tmp_path / "init", r.model, {"method": "synflow"})  # no file: the model says
+        _check_keras3_output(K, tk, out.folder, (8, 8, 1))
+        assert 0.3 < r.kept_fraction < 0.7
 
     if name == "functional":
         from tinyprune.budget.search import prune_for_budget

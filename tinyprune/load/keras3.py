@@ -25,6 +25,7 @@ Keras 3 itself is imported only here (`keras3()`), after `tinyprune.tfsetup` has
 
 from __future__ import annotations
 
+import functools
 import inspect
 import json
 import os
@@ -200,7 +201,8 @@ class _Side:
     to_tf_keras: bool
 
 
-def _accepted_kwargs(cls: type) -> set[str] | None:
+@functools.lru_cache(maxsize=None)
+def _accepted_kwargs(cls: type) -> frozenset[str] | None:
     """Keyword arguments `cls(...)` takes (explicit parameters along the MRO + the base Layer's)."""
     names: set[str] = set()
     for klass in cls.__mro__:
@@ -218,10 +220,11 @@ def _accepted_kwargs(cls: type) -> set[str] | None:
             names |= {"name", "trainable", "dtype", "input_shape", "batch_input_shape", "batch_size", "input_dim"}
             break
     names.discard("self")
-    return names
+    return frozenset(names)
 
 
-def _defaults(cls: type) -> dict[str, Any]:
+@functools.lru_cache(maxsize=None)
+def _defaults(cls: type) -> dict[str, Any]:  # read-only: shared by every caller
     out: dict[str, Any] = {}
     for klass in reversed(cls.__mro__):
         init = klass.__dict__.get("__init__")
