@@ -91,7 +91,6 @@ def sweep(model, ds: Dataset, budgets: list[str], out_dir: str | Path, *, epochs
           console: Console | None = None) -> SweepResult:
     """Run the budget search at every flash budget in `budgets` (see the module docstring)."""
     from tinyprune.budget.search import prune_for_budget
-
     from tinyprune.load.keras3 import as_tf_keras
 
     console = console or Console(stderr=True, quiet=quiet)

@@ -523,6 +523,13 @@ def from_keras3(model, x: np.ndarray | None = None):
         raise _refuse(model.name, type(model).__name__, "a subclassed model has no layer graph to translate; "
                                                         "rebuild it with the functional API")
     try:
+        has_graph = bool(model.layers) and bool(model.inputs)
+    except (AttributeError, ValueError):  # an unbuilt Sequential has no inputs yet
+        has_graph = False
+    if not has_graph:
+        raise _refuse(model.name, cls, "the model has no layers or was never built; give it a keras.Input "
+                                       "(or call it once) before saving")
+    try:
         config = model.get_config()
     except Exception as e:  # a subclassed model without get_config
         raise _refuse(model.name, type(model).__name__, f"its config cannot be read ({str(e)[:120]})") from None

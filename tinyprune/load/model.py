@@ -4,7 +4,8 @@ Before TensorFlow deserializes anything, the model's stored config is read as pl
 and checked: a Lambda layer or a custom (unregistered) layer class each stop the load with
 one line that says what to do. A Keras 3 file (keras_version 3.x in the zip's metadata.json
 or the HDF5 attribute) is checked by `keras3.check_keras3_config`, opened with Keras 3 and
-translated to an equivalent tf_keras model by `tinyprune.load.keras3` (checked on outputs). (A SavedModel folder is checked for
+translated to an equivalent tf_keras model by `tinyprune.load.keras3` (checked on outputs).
+(A SavedModel folder is checked for
 Lambda layers only; its custom classes cannot load without --unsafe-load and their code.) Lambda layers and custom objects run
 Python code from the file, so they load only with `unsafe=True` (`--unsafe-load`).
 A subclassed model is refused after loading (tinyprune needs the layer graph).
@@ -126,18 +127,6 @@ def _savedmodel_config(path: Path) -> dict | None:
     return None
 
 
-def _is_keras3(version: str | None) -> bool:
-    return bool(version) and str(version).split(".")[0] == "3"
-
-
-def _check_version(version: str | None, path: Path) -> None:
-    if version and version.split(".")[0] == "3":
-        raise ModelLoadError(
-            f"{path} was saved with Keras {version}; tinyprune needs a tf_keras (Keras 2) model: "
-            "rebuild it with tf_keras and save as .h5, or save from Keras 2"
-        )
-
-
 def load_model(path: str | Path, unsafe: bool = False) -> Any:
     """Load a tf_keras model for pruning (not compiled). Raises ModelLoadError/InputFileError."""
     path = Path(path)
@@ -158,12 +147,11 @@ def load_model(path: str | Path, unsafe: bool = False) -> Any:
             raise ModelLoadError(
                 f"{path} is neither an HDF5 (.h5) nor a .keras archive; give a model saved with model.save()"
             )
-        if _is_keras3(version):  # Keras 3 file: checked as JSON here, opened and translated by keras3.py
-            from tinyprune.load import keras3
+        from tinyprune.load import keras3  # no TensorFlow at import
 
+        if keras3.is_keras3_version(version):  # checked as JSON here, then opened and translated
             keras3.check_keras3_config(config, str(path), unsafe)
             return keras3.load_keras3_file(path, unsafe)
-        _check_version(version, path)
         if config.get("class_name") not in _MODEL_CLASSES:
             raise ModelLoadError(
                 f"{path} holds a subclassed model ({config.get('class_name')}); tinyprune needs a "

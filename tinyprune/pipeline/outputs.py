@@ -54,7 +54,8 @@ def write_prune_outputs(out_dir: str | Path, model, report: dict, x_calib: np.nd
 
     `extra_files` maps file names to bytes written into the same folder (e.g. a compressed
     .tflite). `keras3` (default: when the model was translated from Keras 3 or report["model"]
-    is a Keras 3 file) adds OUT/model_keras3.keras. Returns the paths and the measured int8 size and arena.
+    is a Keras 3 file) adds OUT/model_keras3.keras (keras3.save_keras3). Returns the paths and
+    the measured int8 size and arena.
     """
     out_dir = Path(out_dir)
     check_writable(out_dir, force)
@@ -70,7 +71,7 @@ def write_prune_outputs(out_dir: str | Path, model, report: dict, x_calib: np.nd
                   "arena_bytes_target32": arena.target_bytes}
     with staged_dir(out_dir, force=force) as tmp:
         model.save(tmp / "model.h5", include_optimizer=False)
-        if keras3 if keras3 is not None else wants_keras3(model, report=report):
+        if wants_keras3(model, report=report) if keras3 is None else keras3:
             save_keras3(model, tmp / KERAS3_FILE)  # the input was Keras 3: a Keras 3 copy of model.h5
         if tflite is not None:
             (tmp / "model_int8.tflite").write_bytes(tflite)
