@@ -23,6 +23,19 @@ def timed(fn):
     return out, time.perf_counter() - w, time.process_time() - c
 
 
+def one_run(k3, keras, tk, model) -> dict[str, float]:
+    """One translation there and back, with the stages of the way there timed apart."""
+    row: dict[str, float] = {}
+    tfk, row["wall"], row["cpu"] = timed(lambda: k3.from_keras3(model))
+    side = k3._Side(keras, tk, True)
+    (_, cfg), row["cfg"], _ = timed(lambda: k3._model_config("Functional", model.get_config(), side))
+    built, row["build"], _ = timed(lambda: tk.Model.from_config(cfg))
+    row["copy"] = timed(lambda: k3._copy_weights(model, built))[1]
+    row["check"] = timed(lambda: k3.max_difference(model, built, k3._inputs_for(model)))[1]
+    _, row["bwall"], row["bcpu"] = timed(lambda: k3.to_keras3(tfk))
+    return row
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeat", type=int, default=3)
@@ -43,19 +56,9 @@ def main() -> None:
         rows: dict[str, list[float]] = {k: [] for k in ("wall", "cpu", "cfg", "build", "copy", "check", "bwall",
                                                         "bcpu")}
         for _ in range(args.repeat):
-            tfk, w, c = timed(lambda: k3.from_keras3(model))
-            rows["wall"].append(w)
-            rows["cpu"].append(c)
-            (_, cfg), w, _ = timed(lambda: k3._model_config("Functional", model.get_config(),
-                                                            k3._Side(keras, tk, True)))
-            rows["cfg"].append(w)
-            built, w, _ = timed(lambda: tk.Model.from_config(cfg))
-            rows["build"].append(w)
-            rows["copy"].append(timed(lambda: k3._copy_weights(model, built))[1])
-            rows["check"].append(timed(lambda: k3.max_difference(model, built, k3._inputs_for(model)))[1])
-            _, w, c = timed(lambda: k3.to_keras3(tfk))
-            rows["bwall"].append(w)
-            rows["bcpu"].append(c)
+            row = one_run(k3, keras, tk, model)
+            for key, value in row.items():
+                rows[key].append(value)
         med = {k: statistics.median(v) for k, v in rows.items()}
         print(f"| MobileNetV2 0.35 {size}x{size} ({model.count_params():,} params) | {len(model.layers)} | "
               f"{med['wall']:.2f} | {med['cpu']:.2f} | {med['cfg']:.2f} | {med['build']:.2f} | {med['copy']:.2f} | "

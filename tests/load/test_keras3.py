@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.helpers import ROOT, run_cli, run_python, stderr_one_line
+from tests.helpers import run_cli, run_python, stderr_one_line
 
 TOL = 1e-5
 

@@ -201,7 +201,7 @@ class _Side:
     to_tf_keras: bool
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _accepted_kwargs(cls: type) -> frozenset[str] | None:
     """Keyword arguments `cls(...)` takes (explicit parameters along the MRO + the base Layer's)."""
     names: set[str] = set()
@@ -223,7 +223,7 @@ def _accepted_kwargs(cls: type) -> frozenset[str] | None:
     return frozenset(names)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _defaults(cls: type) -> dict[str, Any]:  # read-only: shared by every caller
     out: dict[str, Any] = {}
     for klass in reversed(cls.__mro__):
@@ -502,7 +502,7 @@ class _Origin:
     data_difference: float | None = None
 
 
-_ORIGINS: "weakref.WeakKeyDictionary[Any, _Origin]" = weakref.WeakKeyDictionary()
+_ORIGINS: weakref.WeakKeyDictionary[Any, _Origin] = weakref.WeakKeyDictionary()
 
 
 def from_keras3(model, x: np.ndarray | None = None):
