@@ -370,6 +370,7 @@ def bad_files(K, tmp_path_factory, k3_files):
             return 2 * x
 
     K.Sequential([K.Input((4,)), Twice(name="twice")]).save(d / "custom.keras")
+    K.Sequential([K.Input((4,)), Twice(name="twice")]).save(d / "custom.h5")
     K.Sequential([K.Input((4,)), K.layers.Lambda(lambda x: x * 2, name="times2")]).save(d / "lambda.h5")
     data = k3_files["sequential"].read_bytes()
     (d / "truncated.keras").write_bytes(data[: len(data) // 2])
@@ -385,6 +386,7 @@ def bad_files(K, tmp_path_factory, k3_files):
 
 
 BAD = {"lambda.keras": "Lambda layer", "custom.keras": "custom class 'Twice' from module",
+       "custom.h5": "layer 'twice' has custom",
        "lambda.h5": "Lambda layer", "truncated.keras": "not a readable .keras archive",
        "layer.keras": "holds a Dense, not a Sequential or functional", "notes.keras": "neither an HDF5",
        "ops.keras": "(Relu) cannot be translated exactly: it is a keras.ops call",
