@@ -109,7 +109,7 @@ def test_subclassed_savedmodel_is_refused(tmp_path):
         load_model(tmp_path / "sub")
 
 
-def test_keras3_file_is_refused(tmp_path):
+def test_keras3_file_loads_as_tf_keras(tmp_path):
     path = tmp_path / "k3.keras"
     code = ("import os; os.environ['TF_USE_LEGACY_KERAS']='0'\n"
             "import keras\n"
@@ -120,8 +120,8 @@ def test_keras3_file_is_refused(tmp_path):
     assert out.stdout.strip().startswith("3.")
     from tinyprune.load.model import load_model
 
-    with pytest.raises(ModelLoadError, match="Keras 3"):
-        load_model(path)
+    model = load_model(path)  # translated by tinyprune/load/keras3.py (tests/load/test_keras3.py)
+    assert type(model).__module__.startswith("tf_keras") and model.output_shape == (None, 2)
 
 
 # ---------------------------------------------------------------- config

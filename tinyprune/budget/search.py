@@ -40,6 +40,7 @@ from tinyprune.keras_facts import main_kernel
 from tinyprune.budget.allocation import Limits, allocate, smallest
 from tinyprune.budget.limits import Budget, check_request, parse_latency, parse_size
 from tinyprune.load.data import Dataset
+from tinyprune.load.keras3 import KERAS3_FILE, as_tf_keras, save_keras3, wants_keras3
 from tinyprune.errors import BudgetError, ConfigError
 from tinyprune.budget.predictor import SizePredictor
 from tinyprune.quantize.int8 import quantize_int8
@@ -266,6 +267,7 @@ def prune_for_budget(model, ds: Dataset | None, out_dir: str | Path, *, flash_bu
     console = console or Console(stderr=True, quiet=quiet)
     out_dir = Path(out_dir)
     check_writable(out_dir, force)
+    model = as_tf_keras(model, ds)  # a Keras 3 model is translated (and checked) first
     check_request(flash_budget, ram_budget, latency_budget, board, boards_file, margin, round_to, ds is not None)
     if epochs < 0:
         raise ConfigError(f"--epochs must be >= 0, got {epochs}")
@@ -416,6 +418,8 @@ def _write(model, final_model, final_tflite: bytes, original: Measured, final: M
                           json.loads(fit.to_json()), seconds, str(out_dir), compression=compression)
     with staged_dir(out_dir, force=force) as tmp:
         final_model.save(tmp / "model.h5", include_optimizer=False)
+        if wants_keras3(model):  # the input was Keras 3: the pruned float model as Keras 3 too
+            save_keras3(final_model, tmp / KERAS3_FILE)
         (tmp / "model_int8.tflite").write_bytes(compressed_from or final_tflite)
         if compressed_from is not None:
             (tmp / "model_int8_lut.tflite").write_bytes(final_tflite)

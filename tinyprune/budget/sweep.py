@@ -91,10 +91,12 @@ def sweep(model, ds: Dataset, budgets: list[str], out_dir: str | Path, *, epochs
           console: Console | None = None) -> SweepResult:
     """Run the budget search at every flash budget in `budgets` (see the module docstring)."""
     from tinyprune.budget.search import prune_for_budget
+    from tinyprune.load.keras3 import as_tf_keras
 
     console = console or Console(stderr=True, quiet=quiet)
     out_dir = Path(out_dir)
     check_writable(out_dir, force)
+    model = as_tf_keras(model, ds)  # translated once, not once per budget
     if not budgets:
         raise BudgetError("give at least one budget, e.g. --budgets 75%,50%,25%")
     for b in budgets:

@@ -1,4 +1,4 @@
-"""Load a trained tf_keras model safely: .h5, tf_keras .keras, or a SavedModel folder.
+"""Load a trained Keras model safely: .h5, .keras (tf_keras or Keras 3), or a SavedModel folder.
 
 Safe loading is decided on the bytes tf_keras will deserialize, never by string matching:
 
@@ -14,6 +14,10 @@ calls anything but tensor maths stops the load with one line. Polyglot files are
 anything is parsed: an HDF5 file with a user block, a file that is both an HDF5 file and a zip
 archive, a zip with data in front of it. Only `unsafe=True` (`--unsafe-load`) skips the check
 (for files the user trusts). A subclassed model is refused (tinyprune needs the layer graph).
+
+A Keras 3 file (keras_version 3.x in the zip's metadata.json or the HDF5 attribute) is also
+checked by `keras3.check_keras3_config`, then opened with Keras 3 and translated to an
+equivalent tf_keras model by `tinyprune.load.keras3` (checked on outputs).
 
 This module loads models; it does not save, prune or convert them.
 """
@@ -123,14 +127,6 @@ def _savedmodel_nodes(path: Path, unsafe: bool) -> None:
                 check_config(md, str(path))
 
 
-def _check_version(version: str | None, path: Path) -> None:
-    if version and version.split(".")[0] == "3":
-        raise ModelLoadError(
-            f"{path} was saved with Keras {version}; tinyprune needs a tf_keras (Keras 2) model: "
-            "rebuild it with tf_keras and save as .h5, or save from Keras 2"
-        )
-
-
 def tf_keras_shipped_classes() -> dict[str, type]:
     """{class name: class} of the classes tf_keras ships outside keras.layers (safe_classes.toml
     [tf_keras_shipped]), imported from tf_keras itself; a class is taken only if it really is
@@ -196,12 +192,16 @@ def load_model(path: str | Path, unsafe: bool = False) -> Any:
             raise ModelLoadError(
                 f"{path} is neither an HDF5 (.h5) nor a .keras archive; give a model saved with model.save()"
             )
+        from tinyprune.load import keras3  # no TensorFlow at import
+
         try:
-            _check_version(version, path)
             if not isinstance(config, dict):
                 raise ModelLoadError(f"{path} has a model config that is a JSON {type(config).__name__}, not an "
                                      "object; it is not a file Keras writes. Re-save the model with model.save()")
-            if config.get("class_name") not in _MODEL_CLASSES:
+            is_keras3 = keras3.is_keras3_version(version)
+            if is_keras3:  # checked as JSON here, then opened with Keras 3 and translated
+                keras3.check_keras3_config(config, str(path), unsafe)
+            elif config.get("class_name") not in _MODEL_CLASSES:
                 raise ModelLoadError(
                     f"{path} holds a subclassed model ({config.get('class_name')}); tinyprune needs a "
                     "Sequential or functional model: rebuild it with the functional API"
@@ -212,6 +212,10 @@ def load_model(path: str | Path, unsafe: bool = False) -> Any:
             if h5 is not None:
                 h5.close()
             raise
+        if is_keras3:
+            if h5 is not None:
+                h5.close()
+            return keras3.load_keras3_file(path, unsafe)
 
     from tinyprune.tfsetup import keras
 

@@ -6,6 +6,7 @@ One layout for every job (`tinyprune prune <method>`, `prune budget`, `run`, eac
     OUT/model_int8.tflite     its full-integer int8 conversion (when there is calibration data)
     OUT/report.json           what was done and measured (method, per-layer facts, bytes, arena)
   and, where the job makes them:
+    OUT/model_keras3.keras    the same model as a Keras 3 file (when the input was Keras 3)
     OUT/model_int8_{prune,lut,compressed,clustered}.tflite, model_clustered.h5   prune magnitude --compress
     OUT/firmware/             C source for TFLM (run, prune budget)            firmware_export.cexport
     OUT/fit.json              fit per board (run)                              firmware_export.estimate
@@ -26,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from firmware_export.files import check_writable, staged_dir
+from tinyprune.load.keras3 import KERAS3_FILE, save_keras3, wants_keras3
 
 MODEL_FILE = "model.h5"
 TFLITE_FILE = "model_int8.tflite"
@@ -58,12 +60,15 @@ def _jsonable(obj):
 
 def write_prune_outputs(out_dir: str | Path, model, report: dict, x_calib: np.ndarray | None = None,
                         force: bool = False, num_calibration: int = 300,
-                        extra_files: dict[str, bytes] | None = None, inputs: tuple = ()) -> PruneOutputs:
+                        extra_files: dict[str, bytes] | None = None, inputs: tuple = (),
+                        keras3: bool | None = None) -> PruneOutputs:
     """Save `model`, its int8 .tflite (if `x_calib`), and `report` (+ TFLM arena) to `out_dir`.
 
     `extra_files` maps file names to bytes written into the same folder (e.g. a compressed
-    .tflite). Returns the paths and the measured int8 size and arena. `out_dir` may not be, hold
-    or lie inside an input: `inputs`, plus the report's "model" path when it names one.
+    .tflite). `keras3` (default: when the model was translated from Keras 3 or report["model"]
+    is a Keras 3 file) adds OUT/model_keras3.keras (keras3.save_keras3). Returns the paths and
+    the measured int8 size and arena. `out_dir` may not be, hold or lie inside an input:
+    `inputs`, plus the report's "model" path when it names one.
     """
     out_dir = Path(out_dir)
     inputs = tuple(inputs) + ((report["model"],) if isinstance(report.get("model"), str) else ())
@@ -80,6 +85,8 @@ def write_prune_outputs(out_dir: str | Path, model, report: dict, x_calib: np.nd
                   "arena_bytes_target32": arena.target_bytes}
     with staged_dir(out_dir, force=force, inputs=inputs) as tmp:
         model.save(tmp / MODEL_FILE, include_optimizer=False)
+        if wants_keras3(model, report=report) if keras3 is None else keras3:
+            save_keras3(model, tmp / KERAS3_FILE)  # the input was Keras 3: a Keras 3 copy of model.h5
         if tflite is not None:
             (tmp / TFLITE_FILE).write_bytes(tflite)
         for name, data in (extra_files or {}).items():

@@ -418,9 +418,11 @@ def prune_magnitude(model, ds: Dataset, schedule: Schedule | None = None, epochs
     Returns a MagnitudeResult whose model is stripped (model pruning: the zeros are permanent).
     """
     from tinyprune import training
+    from tinyprune.load.keras3 import as_tf_keras
     from tinyprune.tfsetup import tfmot
 
     training.check_training_args(epochs, batch_size, min_epochs=1)
+    model = as_tf_keras(model, ds)  # a Keras 3 model is translated (and checked) first
     opts = options or PruneOptions()
     if schedule is not None:
         opts = dataclasses.replace(opts, schedule=schedule)

@@ -95,6 +95,9 @@ def prune_at_init(model, method: str, compression: float, rounds: int | None = N
     """
     if method not in SCORES:
         raise ConfigError(f"unknown score {method!r}; use one of {', '.join(sorted(SCORES))}")
+    from tinyprune.load.keras3 import as_tf_keras
+
+    model = as_tf_keras(model, x)  # a Keras 3 model: its tf_keras translation is pruned (result.model)
     rounds = default_rounds(method) if rounds is None else rounds
     schedule = exponential_schedule(compression, rounds)
     if needs_data(method) and (x is None or y is None):

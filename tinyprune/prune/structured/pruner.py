@@ -338,7 +338,10 @@ def prune_structured(model, ratio: float | None = None, *, layer_ratios: dict[st
     cannot be pruned), ModelLoadError (subclassed model), DataError (criterion needs data).
     """
     layer_ratios, group_keep, ignore = dict(layer_ratios or {}), dict(group_keep or {}), tuple(ignore)
+    from tinyprune.load.keras3 import as_tf_keras
     from tinyprune.prune.structured.dependency import check_graph_model
+
+    model = as_tf_keras(model, data)  # a Keras 3 model is translated (and checked) first
 
     check_graph_model(model)
     _validate(model, ratio, layer_ratios, group_keep, reduction, ignore, round_to, steps)
