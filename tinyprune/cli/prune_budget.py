@@ -45,11 +45,13 @@ def budget(model: str, data: str | None, epochs: int, batch_size: int, output: s
 
     check_request(flash_budget, ram_budget, latency_budget, board, boards_file, margin, round_to, bool(data))
 
-    from tinyprune.budget.search import prune_for_budget  # imports TensorFlow: only after the checks
-    from tinyprune.load.data import load_data
     from tinyprune.load.model import load_model
 
-    keras_model = load_model(model, unsafe=unsafe_load)
+    keras_model = load_model(model, unsafe=unsafe_load)  # refuses a hostile or broken file before TensorFlow
+
+    from tinyprune.budget.search import prune_for_budget
+    from tinyprune.load.data import load_data
+
     ds = load_data(data).fit_to(keras_model.input_shape) if data else None
     console = Console(stderr=as_json, quiet=quiet)
     result = prune_for_budget(

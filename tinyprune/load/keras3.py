@@ -583,7 +583,7 @@ def as_tf_keras(model, data: Any = None):
     return model
 
 
-def _check_top_level(path: Path) -> None:
+def check_file(path: Path) -> None:
     """Refuse, before TensorFlow, a Keras 3 file whose top-level object is not a Sequential or
     functional model (a single layer, a subclassed model)."""
     try:
@@ -632,7 +632,7 @@ def _precheck(config: Any, path: Path) -> None:
 def load_keras3_file(path: str | Path, unsafe: bool = False):
     """Open a Keras 3 .keras / .h5 file (already checked by check_keras3_config) and translate it."""
     path = Path(path)
-    _check_top_level(path)
+    check_file(path)
     k = keras3()
     try:
         if path.suffix == ".keras" or zipfile.is_zipfile(path):

@@ -199,8 +199,9 @@ def load_model(path: str | Path, unsafe: bool = False) -> Any:
                 raise ModelLoadError(f"{path} has a model config that is a JSON {type(config).__name__}, not an "
                                      "object; it is not a file Keras writes. Re-save the model with model.save()")
             is_keras3 = keras3.is_keras3_version(version)
-            if is_keras3:  # checked as JSON here, then opened with Keras 3 and translated
+            if is_keras3:  # checked as JSON here (what cannot be translated, too), then opened and translated
                 keras3.check_keras3_config(config, str(path), unsafe)
+                keras3.check_file(path)
             elif config.get("class_name") not in _MODEL_CLASSES:
                 raise ModelLoadError(
                     f"{path} holds a subclassed model ({config.get('class_name')}); tinyprune needs a "
