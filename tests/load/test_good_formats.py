@@ -29,3 +29,14 @@ def test_tf_keras_formats_load_with_equal_outputs(demo, fmt, tmp_path, digits):
     x = digits.fit_to(demo.input_shape).x_val[:32]
     np.testing.assert_allclose(loaded.predict(x, verbose=0), demo.predict(x, verbose=0), atol=1e-6)
     assert [layer.name for layer in loaded.layers] == [layer.name for layer in demo.layers]
+
+
+def test_a_savedmodel_type_spec_other_than_a_tensor_spec_is_refused():
+    from tinyprune.errors import ModelLoadError
+    from tinyprune.load.safety import check_config
+
+    good = {"class_name": "TypeSpec", "type_spec": "tf.TensorSpec", "serialized": []}
+    check_config({"class_name": "Functional", "config": {"input_spec": good}})
+    bad = {**good, "type_spec": "my_project.EvilSpec"}
+    with pytest.raises(ModelLoadError, match="EvilSpec"):
+        check_config({"class_name": "Functional", "config": {"input_spec": bad}})

@@ -42,6 +42,12 @@ def safe_sets() -> tuple[frozenset[str], frozenset[str], tuple[str, ...]]:
     return classes - _CODE_CLASSES, frozenset(table["tf_ops"]["names"]), tuple(table["tf_ops"]["prefixes"])
 
 
+@functools.cache
+def type_specs() -> frozenset[str]:
+    """The TensorFlow type specs a SavedModel's metadata may name (safe_classes.toml `type_specs`)."""
+    return frozenset(tomllib.loads(SAFE_CLASSES_FILE.read_text(encoding="utf-8")).get("type_specs", []))
+
+
 def tf_keras_shipped() -> dict[str, list[str]]:
     """{tf_keras module: [class names]} of the layer classes tf_keras ships outside keras.layers."""
     table = tomllib.loads(SAFE_CLASSES_FILE.read_text(encoding="utf-8"))
@@ -91,7 +97,11 @@ def check_config(config: Any, source: str = "the model") -> None:
                 raise _refuse(source, f"layer '{layer}'", f"has a class name that is not a string ({cls!r})")
             if cls in _CODE_CLASSES:
                 raise _refuse(source, f"layer '{layer}'", f"is a {cls} layer, which runs Python code stored in the file")
-            if cls not in classes:
+            if cls == "TypeSpec":  # a SavedModel's input signature: only plain tensor specs
+                if node.get("type_spec") not in type_specs():
+                    raise _refuse(source, f"layer '{layer}'", f"stores type spec {node.get('type_spec')!r}, which is "
+                                  "not a plain tensor spec")
+            elif cls not in classes:
                 raise _refuse(source, f"layer '{layer}'", f"has custom class '{cls}' (not a built-in Keras class), "
                               "whose code would run at load")
             module = node.get("module")
