@@ -77,7 +77,7 @@ def main() -> None:
                     tflm.run(data, x[:1])
                     row["tflm"] = "runs"
                 except Exception as e:  # report what TFLM says, per family
-                    row["tflm"] = f"fails: {str(e).splitlines()[0][:80]}"
+                    row["tflm"] = f"fails: {str(e).splitlines()[0][:160]}"
         except Exception as e:
             row["error"] = f"{type(e).__name__}: {str(e).splitlines()[0][:120] if str(e) else ''}"
         rows.append(row)
