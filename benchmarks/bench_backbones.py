@@ -31,16 +31,14 @@ CALIBRATION = 16
 
 
 def _boundaries(notes: list[str]) -> str:
-    """'grouped convolution x13; Normalization: per-channel config x1' from the graph's notes."""
+    """The graph's notes grouped by class and reason: 'Conv2D (is a grouped convolution) x13; ...'."""
     kinds: Counter = Counter()
     for note in notes:
         m = re.match(r"layer '[^']*' \((\w+)\) (.*?)(; treated as a boundary.*|: its output channels are kept)?$", note)
         if not m:
             kinds[note] += 1
             continue
-        cls, why = m.group(1), m.group(2)
-        why = re.sub(r"'tf\.[^']*'", lambda t: t.group(0), why)
-        kinds[f"{cls} ({why})"] += 1
+        kinds[f"{m.group(1)} ({m.group(2)})"] += 1
     return "; ".join(f"{k} x{v}" for k, v in kinds.most_common()) or "none"
 
 
@@ -77,7 +75,7 @@ def main() -> None:
                     tflm.run(data, x[:1])
                     row["tflm"] = "runs"
                 except Exception as e:  # report what TFLM says, per family
-                    row["tflm"] = f"fails: {str(e).splitlines()[0][:80]}"
+                    row["tflm"] = f"fails: {str(e).splitlines()[0][:160]}"
         except Exception as e:
             row["error"] = f"{type(e).__name__}: {str(e).splitlines()[0][:120] if str(e) else ''}"
         rows.append(row)
@@ -90,11 +88,9 @@ def main() -> None:
         if "error" in row:
             print(f"| {row['family']} | - | - | - | - | - | - | - | error: {row['error']} |")
             continue
+        int8 = f"{row['int8']:,}" if "int8" in row else "-"
         print(f"| {row['family']} | {row['before']:,} | {row['after']:,} | {row['after'] / row['before']:.2f} "
-              f"| {row['diff']:.1e} | {row['seconds']:.1f} | {row.get('int8', '-'):,} | {row.get('tflm', '-')} "
-              f"| {row['boundaries']} |" if "int8" in row else
-              f"| {row['family']} | {row['before']:,} | {row['after']:,} | {row['after'] / row['before']:.2f} "
-              f"| {row['diff']:.1e} | {row['seconds']:.1f} | - | - | {row['boundaries']} |")
+              f"| {row['diff']:.1e} | {row['seconds']:.1f} | {int8} | {row.get('tflm', '-')} | {row['boundaries']} |")
 
 
 if __name__ == "__main__":

@@ -17,6 +17,12 @@ activation like softmax, LayerNormalization over the channel axis, channels_firs
 a *boundary*: the channels feeding it are kept and its output is a fixed source; `notes`
 says which layers were treated so and why.
 
+TensorFlow functions called on Keras tensors (`x + 3.0`, `tf.nn.relu6(x)`, ...) are op layers
+(TFOpLambda): the element-wise ones (ELEMENTWISE_OPS) tie their tensor operands like Add and
+let scalar constants broadcast; any other op, slicing, or a constant with more than one value
+is a boundary named by its op. `parse_inbound_node` reads every serialized inbound-node form
+(layer entries, an op layer's bare or nested entries, constants, keyword tensors).
+
 For every weight that has a channel axis the graph records a `ParamSlice` (which weight,
 which axis, which element sits at each position along it): the pruner slices weights by it,
 and the importance criteria sum saliency over it.
