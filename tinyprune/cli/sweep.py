@@ -3,6 +3,8 @@
 Thin wrapper over `tinyprune.budget.sweep.sweep`: checks the request (and that Ray is
 installed, for --ray) before TensorFlow starts, picks the backend
 (`tinyprune.budget.sweep_backends.make_backend`), loads the model and data, runs the sweep.
+Exit 0 when every point finished or cannot meet its budget, 1 when a point failed after its
+retry (the others are written), 2 for bad input.
 """
 
 from __future__ import annotations
@@ -83,3 +85,9 @@ def sweep(model, data, budgets, boards, boards_file, seeds, epochs, batch_size, 
                        quiet=quiet or as_json, console=Console(stderr=as_json, quiet=quiet))
     if as_json:
         click.echo(json.dumps(result.to_dict(), indent=2))
+    failed = [pid for pid, st in result.status.items() if st["status"] == "failed"]
+    if failed:  # the finished points are written; exit 1 so that a script notices the rest
+        click.echo(f"error: {len(failed)} of {len(result.status)} points failed after a retry ({', '.join(failed)}; "
+                   f"reasons in {Path(output) / 'sweep.json'}); the others are written: re-run with --resume "
+                   "to retry only those", err=True)
+        raise SystemExit(1)
