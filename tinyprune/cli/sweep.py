@@ -9,7 +9,9 @@ retry (the others are written), 2 for bad input.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import sys
 
 import click
 
@@ -79,10 +81,13 @@ def sweep(model, data, budgets, boards, boards_file, seeds, epochs, batch_size, 
 
     m = load_model(model, unsafe=unsafe_load)
     ds = load_data(data).fit_to(m.input_shape)
-    result = run_sweep(m, ds, _list(budgets), output, boards=_list(boards) or None, seeds=seeds,
-                       boards_file=boards_file, epochs=epochs, batch_size=batch_size, importance=importance,
-                       round_to=round_to, backend=backend, resume=resume, force=force, unsafe_load=unsafe_load,
-                       quiet=quiet or as_json, console=Console(stderr=as_json, quiet=quiet))
+    # with --json, stdout carries only the JSON: what libraries print there (Ray's driver
+    # relays worker-death notices to stdout) goes to stderr
+    with contextlib.redirect_stdout(sys.stderr) if as_json else contextlib.nullcontext():
+        result = run_sweep(m, ds, _list(budgets), output, boards=_list(boards) or None, seeds=seeds,
+                           boards_file=boards_file, epochs=epochs, batch_size=batch_size, importance=importance,
+                           round_to=round_to, backend=backend, resume=resume, force=force, unsafe_load=unsafe_load,
+                           quiet=quiet or as_json, console=Console(stderr=as_json, quiet=quiet))
     if as_json:
         click.echo(json.dumps(result.to_dict(), indent=2))
     failed = [pid for pid, st in result.status.items() if st["status"] == "failed"]
