@@ -28,6 +28,7 @@ from __future__ import annotations
 import collections
 import multiprocessing
 import os
+import time
 from dataclasses import dataclass
 from multiprocessing.connection import wait as wait_for
 from typing import Callable, Protocol
@@ -209,15 +210,15 @@ class RayBackend:
         self.cpus_per_point = cpus_per_point
         self.capacity = 1 << 30  # Ray queues every task and runs as many as the CPUs allow
         self._refs: dict = {}
-        self._owned = False
         self.cluster_cpus: float | None = None
+        self.start_seconds = self.close_seconds = 0.0  # ray.init + ray.put; ray.shutdown
 
     def start(self, inputs: SweepInputs) -> None:
+        t = time.perf_counter()
         ray = self.ray
         kwargs = dict(include_dashboard=False, log_to_driver=False, logging_level="error")
         if self.address == "local":
             ray.init(address="local", num_cpus=self.num_cpus, **kwargs)
-            self._owned = True
         else:
             try:
                 ray.init(address=self.address, **kwargs)
@@ -228,6 +229,7 @@ class RayBackend:
         self._inputs_ref = ray.put(inputs)
         self._task = ray.remote(_ray_point).options(num_cpus=self.cpus_per_point, max_retries=0,
                                                     retry_exceptions=False)
+        self.start_seconds = round(time.perf_counter() - t, 2)
 
     def submit(self, job: Job) -> None:
         self._refs[self._task.remote(self._inputs_ref, job.spec, job.attempt)] = job
@@ -245,12 +247,15 @@ class RayBackend:
             return job, PointOutcome(job.spec.id, job.attempt, error=f"{what} ({type(e).__name__}: {first})")
 
     def close(self) -> None:
+        t = time.perf_counter()
         if self.ray.is_initialized():
             self.ray.shutdown()  # ends the local Ray started for the run; only disconnects from a cluster
+        self.close_seconds = round(time.perf_counter() - t, 2)
 
     def describe(self) -> dict:
         return {"backend": self.name, "address": self.address, "num_cpus": self.num_cpus,
-                "cluster_cpus": self.cluster_cpus, "cpus_per_point": self.cpus_per_point}
+                "cluster_cpus": self.cluster_cpus, "cpus_per_point": self.cpus_per_point,
+                "start_seconds": self.start_seconds, "close_seconds": self.close_seconds}
 
 
 def make_backend(workers: int | None = None, ray_address: str | None = None, cpus_per_point: float = 1) -> Backend:
