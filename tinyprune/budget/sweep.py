@@ -356,8 +356,9 @@ def sweep(model, ds: Dataset, budgets: list[str], out_dir: str | Path, *, boards
     """Run the budget search at every (board, flash budget, seed) point (see the module docstring).
 
     `backend` is where the points run (sweep_backends.make_backend; default: serially here).
-    `seeds` defaults to [0], so that a sweep is reproducible. Raises BudgetError when no point
-    could be finished (after writing sweep.json), ConfigError / BoardError for bad input."""
+    `seeds` defaults to [0], so that a sweep is reproducible. Points that failed are in the
+    result's `status` and `failed`. Raises BudgetError when no budget can be met (after writing
+    sweep.json), ConfigError / BoardError for bad input."""
     console = console or Console(stderr=True, quiet=quiet)
     out_dir = Path(out_dir)
     board_names = check_sweep(budgets, boards, boards_file, epochs, batch_size, round_to, retries)
@@ -447,7 +448,7 @@ def sweep(model, ds: Dataset, budgets: list[str], out_dir: str | Path, *, boards
     write_text(out_dir / "sweep.md", render_markdown(result), force=True)
     plot(result, out_dir / "pareto.png")
     result.render(console)
-    if not result.points:
-        first = next(iter(result.failed.values()), "no point ran")
-        raise BudgetError(f"no point of the sweep finished (see {out_dir / 'sweep.json'}); the first: {first}")
+    if not result.points and all(st["status"] == "infeasible" for st in result.status.values()):
+        first = next(iter(result.failed.values()))
+        raise BudgetError(f"no budget of the sweep can be met (see {out_dir / 'sweep.json'}); the first: {first}")
     return result
