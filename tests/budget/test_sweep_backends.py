@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import DEMO_MODEL, run_cli, stderr_one_line
+from tests.helpers import DEMO_MODEL, loaded_modules_after, run_cli, stderr_one_line
 from tinyprune.budget.sweep import SweepPoint, frontier, plan
 from tinyprune.budget.sweep_point import FAIL_ENV, THREADS_ENV, PointSpec
 
@@ -27,9 +27,11 @@ def _env(**extra) -> dict:
     return env
 
 
-def _sweep(out: Path, *extra: str, budgets: str = "60%,30%", seeds: str = "0,1", env: dict | None = None):
+def _sweep(out: Path, *extra: str, budgets: str = "60%,30%", seeds: str = "0,1", boards: str | None = None,
+           env: dict | None = None):
     proc = run_cli(["sweep", str(DEMO_MODEL), "--data", "digits", "--budgets", budgets, "--seeds", seeds,
-                    "--epochs", "1", "-o", str(out), "--json", *extra], env=env or _env())
+                    *(["--boards", boards] if boards else []), "--epochs", "1", "-o", str(out), "--json", *extra],
+                   env=env or _env())
     return proc, (json.loads(proc.stdout) if proc.stdout.strip() else None)
 
 
@@ -76,6 +78,19 @@ def test_ray_option_without_ray_installed_exits_2_with_the_install_line(tmp_path
     line = stderr_one_line(proc)
     assert line.startswith("error: --ray needs Ray") and "pip install 'tinyprune[ray]'" in line
     assert not (tmp_path / "out").exists()
+
+
+def test_bad_sweep_requests_exit_2_before_tensorflow(tmp_path):
+    for args, needle in ((["--boards", "rpi-pico,no-such-board"], "no-such-board"),
+                         (["--seeds", "0,one"], "whole numbers"), (["--budgets", "150%"], "150%"),
+                         (["--workers", "0"], "--workers"), (["--resume", "--force"], "--resume")):
+        proc = run_cli(["sweep", str(DEMO_MODEL), "--data", "digits", "-o", str(tmp_path / "out"), *args], env=_env())
+        assert proc.returncode == 2, (args, proc.stderr)
+        assert needle in stderr_one_line(proc), args
+    assert not (tmp_path / "out").exists()
+    # the checks, the planning and the backends import neither TensorFlow nor Ray
+    loaded = loaded_modules_after("import tinyprune.cli.sweep, tinyprune.budget.sweep, tinyprune.budget.sweep_backends")
+    assert not loaded & {"tensorflow", "tf_keras", "ray"}
 
 
 # ---------------------------------------------------------------- retry logic in-process
@@ -145,42 +160,47 @@ def test_local_and_ray_sweeps_give_the_same_points_and_files(tmp_path):
 
 @pytest.mark.slow
 def test_a_killed_ray_worker_is_retried_a_failing_point_recorded_and_resume_skips_finished(tmp_path):
+    """On a board (the points' ids and budgets include it), 1 budget x 3 seeds on a local Ray."""
+    P = "rpi-pico-flash_30pct-"
     out = tmp_path / "sweep"
     # seed1's worker is killed on its first attempt; seed2 raises on every attempt
-    hook = "flash_30pct-seed1:exit:1,flash_30pct-seed2:raise"
-    proc, s = _sweep(out, "--ray", "--workers", "2", budgets="30%", seeds="0,1,2", env=_env(**{FAIL_ENV: hook}))
+    hook = f"{P}seed1:exit:1,{P}seed2:raise"
+    proc, s = _sweep(out, "--ray", "--workers", "2", budgets="30%", seeds="0,1,2", boards="rpi-pico",
+                     env=_env(**{FAIL_ENV: hook}))
     assert proc.returncode == 1, proc.stderr[-3000:]
     assert "1 of 3 points failed" in proc.stderr and "--resume" in proc.stderr and "Traceback" not in proc.stderr
     st = s["status"]
-    assert st["flash_30pct-seed0"]["status"] == "done" and st["flash_30pct-seed0"]["attempts"] == 1
-    assert st["flash_30pct-seed1"]["status"] == "done" and st["flash_30pct-seed1"]["attempts"] == 2
-    assert "Ray worker died" in st["flash_30pct-seed1"]["errors"][0]
-    assert st["flash_30pct-seed2"]["status"] == "failed" and st["flash_30pct-seed2"]["attempts"] == 2
-    assert "test hook" in st["flash_30pct-seed2"]["reason"] and s["failed"] == {"flash_30pct-seed2": st["flash_30pct-seed2"]["reason"]}
-    assert [p["id"] for p in s["points"]] == ["flash_30pct-seed0", "flash_30pct-seed1"]
-    for pid in ("flash_30pct-seed0", "flash_30pct-seed1"):
+    assert st[P + "seed0"]["status"] == "done" and st[P + "seed0"]["attempts"] == 1
+    assert st[P + "seed1"]["status"] == "done" and st[P + "seed1"]["attempts"] == 2
+    assert "Ray worker died" in st[P + "seed1"]["errors"][0]
+    assert st[P + "seed2"]["status"] == "failed" and st[P + "seed2"]["attempts"] == 2
+    assert "test hook" in st[P + "seed2"]["reason"] and s["failed"] == {P + "seed2": st[P + "seed2"]["reason"]}
+    assert [p["id"] for p in s["points"]] == [P + "seed0", P + "seed1"]
+    for pid in (P + "seed0", P + "seed1"):
         assert (out / pid / "model_int8.tflite").is_file() and (out / pid / "report.json").is_file()
-    assert not (out / "flash_30pct-seed2").exists()
+    assert not (out / (P + "seed2")).exists()
+    report = json.loads((out / (P + "seed0") / "report.json").read_text())
+    assert s["boards"] == ["rpi-pico"] and report["targets"]["board"] == "rpi-pico"
     assert json.loads((out / "sweep.json").read_text())["status"] == st  # on disk as printed
     assert (out / "pareto.png").read_bytes()[:4] == b"\x89PNG"
-    stamps = {pid: (out / pid / "report.json").stat().st_mtime_ns for pid in ("flash_30pct-seed0", "flash_30pct-seed1")}
+    stamps = {pid: (out / pid / "report.json").stat().st_mtime_ns for pid in (P + "seed0", P + "seed1")}
 
     # resume on 2 local worker processes, the hook now killing seed2's worker on every attempt
-    proc, s = _sweep(out, "--resume", "--workers", "2", budgets="30%", seeds="0,1,2",
-                     env=_env(**{FAIL_ENV: "flash_30pct-seed2:exit"}))
+    proc, s = _sweep(out, "--resume", "--workers", "2", budgets="30%", seeds="0,1,2", boards="rpi-pico",
+                     env=_env(**{FAIL_ENV: f"{P}seed2:exit"}))
     assert proc.returncode == 1, proc.stderr[-3000:]
     assert "2 finished point(s) kept, 1 to run" in proc.stderr
-    assert s["status"]["flash_30pct-seed2"]["status"] == "failed"
-    assert "worker process died (exit code 70)" in s["status"]["flash_30pct-seed2"]["reason"]
+    assert s["status"][P + "seed2"]["status"] == "failed"
+    assert "worker process died (exit code 70)" in s["status"][P + "seed2"]["reason"]
     assert s["backend"]["workers_restarted"] == 2
 
     # resuming with other options is refused; resuming without the hook finishes the sweep
-    proc, _ = _sweep(out, "--resume", budgets="30%", seeds="0,1,2")
+    proc, _ = _sweep(out, "--resume", budgets="30%", seeds="0,1,2", boards="rpi-pico")
     assert proc.returncode == 0, proc.stderr[-3000:]
     s = json.loads((out / "sweep.json").read_text())
     assert {v["status"] for v in s["status"].values()} == {"done"}
-    assert [p["id"] for p in s["points"]] == ["flash_30pct-seed0", "flash_30pct-seed1", "flash_30pct-seed2"]
+    assert [p["id"] for p in s["points"]] == [P + "seed0", P + "seed1", P + "seed2"]
     assert stamps == {pid: (out / pid / "report.json").stat().st_mtime_ns for pid in stamps}  # not re-run
-    proc = run_cli(["sweep", str(DEMO_MODEL), "--data", "digits", "--budgets", "30%", "--epochs", "2", "-o", str(out),
-                    "--resume"], env=_env())
+    proc = run_cli(["sweep", str(DEMO_MODEL), "--data", "digits", "--budgets", "30%", "--boards", "rpi-pico",
+                    "--epochs", "2", "-o", str(out), "--resume"], env=_env())
     assert proc.returncode == 2 and "another model, data or options" in stderr_one_line(proc)
