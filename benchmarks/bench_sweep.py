@@ -1,10 +1,11 @@
 """Sweep wall time by backend: 1 local worker, 2 local worker processes, a local Ray with 2 CPUs.
 
-Usage: .venv/bin/python benchmarks/bench_sweep.py [--data mnist|digits] [--train 60000] [--epochs 1]
+Usage: .venv/bin/python benchmarks/bench_sweep.py [--data mnist|digits] [--train 60000] [--val 10000] [--epochs 1]
            [--budgets 50%,25%,12.5%] [--seeds 0,1] [--backends serial,processes,ray]
 
 - mnist: the MNIST CNN of bench_budget.py (build_cnn), trained `--model-epochs` on the first
-  `--train` images of ../shared/data/mnist/mnist_train.npz, validated on mnist_test.npz;
+  `--train` images of ../shared/data/mnist/mnist_train.npz, validated on the first `--val`
+  images of mnist_test.npz;
   digits: the bundled models/digits_cnn.h5 on sklearn's digits.
 - The same sweep (budgets x seeds, `--epochs` of fine-tuning per point) runs once per
   backend into a fresh folder, through the library (`tinyprune.budget.sweep.sweep`). The
@@ -55,6 +56,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--data", choices=["mnist", "digits"], default="mnist")
     ap.add_argument("--train", type=int, default=60000, help="MNIST training images")
+    ap.add_argument("--val", type=int, default=10000, help="MNIST test images used as validation data")
     ap.add_argument("--model-epochs", type=int, default=2, help="epochs of the dense MNIST model")
     ap.add_argument("--epochs", type=int, default=1, help="fine-tuning epochs per point")
     ap.add_argument("--budgets", default="50%,25%,12.5%")
@@ -74,6 +76,7 @@ def main() -> None:
 
     if args.data == "mnist":
         model, ds = mnist_model(args.train, args.model_epochs, work)
+        ds = ds.subset(None, args.val)
         batch = 128
     else:
         from tinyprune.load.data import load_data
