@@ -93,6 +93,14 @@ def test_bad_sweep_requests_exit_2_before_tensorflow(tmp_path):
     assert not loaded & {"tensorflow", "tf_keras", "ray"}
 
 
+def test_ray_auto_without_a_cluster_exits_2_and_writes_nothing(tmp_path):
+    proc = run_cli(["sweep", str(DEMO_MODEL), "--data", "digits", "--budgets", "50%", "--ray", "auto",
+                    "-o", str(tmp_path / "out")], env=_env())
+    assert proc.returncode == 2
+    assert "--ray auto: cannot connect to a Ray cluster" in stderr_one_line(proc)
+    assert not (tmp_path / "out").exists()
+
+
 # ---------------------------------------------------------------- retry logic in-process
 
 def test_a_budget_that_cannot_be_met_is_recorded_once_and_a_raising_point_is_retried(digits, monkeypatch):

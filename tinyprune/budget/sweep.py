@@ -366,8 +366,19 @@ def sweep(model, ds: Dataset, budgets: list[str], out_dir: str | Path, *, boards
     options = {"epochs": epochs, "batch_size": batch_size, "importance": importance, "round_to": round_to,
                "boards_file": boards_file}
     key = _plan_key(model, ds, options, boards_file)
-    old = _prepare_folder(out_dir, force, resume, key)
     backend = backend or SerialBackend()
+    backend.open()  # e.g. reach the Ray cluster before anything is written or removed
+    try:
+        return _run(model, ds, budgets, out_dir, board_names, seeds, options, key, backend, retries, resume, force,
+                    unsafe_load, importance, round_to, quiet, console)
+    finally:
+        backend.close()
+
+
+def _run(model, ds: Dataset, budgets: list[str], out_dir: Path, board_names: list[str | None], seeds: list,
+         options: dict, key: str, backend: Backend, retries: int, resume: bool, force: bool, unsafe_load: bool,
+         importance: str, round_to: int, quiet: bool, console: Console) -> SweepResult:
+    old = _prepare_folder(out_dir, force, resume, key)
     specs = plan(budgets, board_names, seeds)
     t_all = time.perf_counter()
 

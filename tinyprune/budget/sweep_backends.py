@@ -1,6 +1,7 @@
 """Where the points of a sweep run: in this process, in local worker processes, or on Ray.
 
-Three backends with one interface (`start`, `submit`, `wait`, `close`):
+Three backends with one interface (`open`, `start`, `submit`, `wait`, `close`; `close` may be
+called more than once):
 
 - `SerialBackend`: one point after another in the sweep's own process (the default; its
   TensorFlow uses the threads this process already has).
@@ -49,6 +50,8 @@ class Backend(Protocol):
     name: str
     capacity: int  # points in flight at once
 
+    def open(self) -> None: ...  # reach the resources (Ray: connect or start); before anything is written
+
     def start(self, inputs: SweepInputs) -> None: ...
 
     def submit(self, job: Job) -> None: ...
@@ -73,6 +76,9 @@ class SerialBackend:
     def __init__(self) -> None:
         self._queue: collections.deque[Job] = collections.deque()
         self._inputs: SweepInputs | None = None
+
+    def open(self) -> None:
+        pass
 
     def start(self, inputs: SweepInputs) -> None:
         self._inputs = inputs
@@ -123,6 +129,9 @@ class ProcessBackend:
         self._workers: list[_Worker] = []
         self._inputs: SweepInputs | None = None
         self.restarted = 0
+
+    def open(self) -> None:
+        pass
 
     def start(self, inputs: SweepInputs) -> None:
         self._inputs = inputs
@@ -213,9 +222,11 @@ class RayBackend:
         self.cluster_cpus: float | None = None
         self.start_seconds = self.close_seconds = 0.0  # ray.init + ray.put; ray.shutdown
 
-    def start(self, inputs: SweepInputs) -> None:
-        t = time.perf_counter()
+    def open(self) -> None:
         ray = self.ray
+        if ray.is_initialized():
+            return
+        t = time.perf_counter()
         kwargs = dict(include_dashboard=False, log_to_driver=False, logging_level="error")
         if self.address == "local":
             ray.init(address="local", num_cpus=self.num_cpus, **kwargs)
@@ -226,10 +237,15 @@ class RayBackend:
                 raise ConfigError(f"--ray {self.address}: cannot connect to a Ray cluster ({e}); start one "
                                   "with `ray start --head` or give its address") from None
         self.cluster_cpus = ray.cluster_resources().get("CPU")
-        self._inputs_ref = ray.put(inputs)
-        self._task = ray.remote(_ray_point).options(num_cpus=self.cpus_per_point, max_retries=0,
-                                                    retry_exceptions=False)
-        self.start_seconds = round(time.perf_counter() - t, 2)
+        self.start_seconds += round(time.perf_counter() - t, 2)
+
+    def start(self, inputs: SweepInputs) -> None:
+        self.open()
+        t = time.perf_counter()
+        self._inputs_ref = self.ray.put(inputs)
+        self._task = self.ray.remote(_ray_point).options(num_cpus=self.cpus_per_point, max_retries=0,
+                                                         retry_exceptions=False)
+        self.start_seconds = round(self.start_seconds + time.perf_counter() - t, 2)
 
     def submit(self, job: Job) -> None:
         self._refs[self._task.remote(self._inputs_ref, job.spec, job.attempt)] = job
@@ -250,7 +266,7 @@ class RayBackend:
         t = time.perf_counter()
         if self.ray.is_initialized():
             self.ray.shutdown()  # ends the local Ray started for the run; only disconnects from a cluster
-        self.close_seconds = round(time.perf_counter() - t, 2)
+            self.close_seconds = round(time.perf_counter() - t, 2)
 
     def describe(self) -> dict:
         return {"backend": self.name, "address": self.address, "num_cpus": self.num_cpus,
