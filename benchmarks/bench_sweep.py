@@ -33,11 +33,16 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 
+SHARED = Path(os.environ.get("TINYPRUNE_SHARED_DATA", ROOT.parent / "shared" / "data"))
+
+
 def mnist_model(n_train: int, epochs: int, work: Path):
+    import bench_budget
     from bench_budget import build_cnn, mnist
     from tinyprune import training
     from tinyprune.tfsetup import keras
 
+    bench_budget.SHARED = SHARED  # ../shared/data, or TINYPRUNE_SHARED_DATA (e.g. from a git worktree)
     ds = mnist(n_train)
     path = work / f"mnist_cnn_{n_train}_{epochs}.h5"
     if path.is_file():

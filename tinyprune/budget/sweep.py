@@ -121,7 +121,8 @@ class SweepResult:
                               f"{p.arena_bytes:,}", _acc(p.accuracy_tflm), str(p.attempts), f"{p.seconds:.0f}")
             for pid, st in self.status.items():
                 if st["board"] == board and st["status"] != "done":
-                    t.add_row(st["budget"], _seed(st["seed"]), "-", "-", "-", f"{st['status']}: {st['reason'] or ''}"[:48],
+                    why = f"{st['status']}: {st['reason'] or ''}"[:48]
+                    t.add_row(st["budget"], _seed(st["seed"]), "-", "-", "-", why,
                               str(st["attempts"]), "-")
             console.print(t)
         if self.frontier and len(self.seeds) > 1:
@@ -219,7 +220,8 @@ def render_markdown(result: SweepResult) -> str:
     lines = ["# tinyprune sweep", ""]
     for board in result.boards:
         lines += [f"## {board or 'no board'}", "", "| budget | seed | int8 bytes | % of original | arena bytes | "
-                  "int8 accuracy (TFLM) | attempts | status |", "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
+                  "int8 accuracy (TFLM) | attempts | status |",
+                  "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
         if result.original_bytes:
             lines.append(f"| original | - | {result.original_bytes:,} | 100% | - | {_acc(result.original_accuracy)} "
                          "| - | - |")
@@ -234,7 +236,8 @@ def render_markdown(result: SweepResult) -> str:
                 lines.append(f"| {st['budget']} | {_seed(st['seed'])} | - | - | - | - | {st['attempts']} | "
                              f"{st['status']}: {reason} |")
         lines.append("")
-    lines += ["## Frontier", "", "| board | budget | int8 bytes | accuracy mean | min-max | std | seeds | on frontier |",
+    lines += ["## Frontier", "",
+              "| board | budget | int8 bytes | accuracy mean | min-max | std | seeds | on frontier |",
               "| --- | --- | ---: | ---: | ---: | ---: | ---: | --- |"]
     for r in result.frontier:
         lines.append(f"| {r.board or '-'} | {r.budget} | {r.int8_bytes:,.0f} | {_acc(r.accuracy_mean)} | "
@@ -388,7 +391,8 @@ def _run(model, ds: Dataset, budgets: list[str], out_dir: Path, board_names: lis
     if old:
         result.original_bytes, result.original_accuracy = old.get("original_bytes"), old.get("original_accuracy")
         for p in old.get("points", []):
-            if old["status"].get(p["id"], {}).get("status") == "done" and (out_dir / p["folder"] / "report.json").is_file():
+            finished = old["status"].get(p["id"], {}).get("status") == "done"
+            if finished and (out_dir / p["folder"] / "report.json").is_file():
                 done_before[p["id"]] = SweepPoint(**p)
     for s in specs:
         st = "done" if s.id in done_before else "pending"
