@@ -14,7 +14,8 @@ from firmware_export.errors import (BoardError, ConfigError, InputFileError, Out
 from firmware_export.errors import UserError as TinypruneError
 
 __all__ = ["TinypruneError", "InputFileError", "ModelLoadError", "DataError", "ConfigError", "UnsupportedLayerError",
-           "LayerCollapseError", "TfliteFormatError", "TflmError", "OutputExistsError", "BoardError", "BudgetError"]
+           "LayerCollapseError", "TfliteFormatError", "TflmError", "OutputExistsError", "BoardError", "BudgetError",
+           "MissingExtraError"]
 
 
 class ModelLoadError(TinypruneError):
@@ -35,3 +36,7 @@ class LayerCollapseError(TinypruneError):
 
 class BudgetError(TinypruneError):
     """A resource budget that cannot be met or parsed."""
+
+
+class MissingExtraError(TinypruneError):
+    """An option needs an optional extra that is not installed (e.g. --ray needs tinyprune[ray])."""

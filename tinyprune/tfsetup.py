@@ -6,7 +6,9 @@ tinyprune that needs TensorFlow, tf_keras or tfmot imports them from here:
 
     from tinyprune.tfsetup import tf, keras, tfmot
 
-This module also quiets TensorFlow's C++ logging. It does not load models or data.
+This module also quiets TensorFlow's C++ logging, and caps TensorFlow's thread pools when
+TINYPRUNE_TF_THREADS=N is set (intra- and inter-op, before TensorFlow starts: the only
+moment they can be set; sweep workers use it to stay within the CPUs they were given). It does not load models or data.
 Importing it costs about 5 s, so the CLI imports Keras-side modules only inside commands
 that need them; `firmware_export` never imports this module.
 """
@@ -40,10 +42,29 @@ def _native_stderr_silenced(start):
         os.close(devnull)
 
 
+THREADS_ENV = "TINYPRUNE_TF_THREADS"
+
+
+def _threads() -> int | None:
+    value = os.environ.get(THREADS_ENV, "").strip()
+    if not value:
+        return None
+    if not value.isdigit() or int(value) < 1:
+        from tinyprune.errors import ConfigError
+
+        raise ConfigError(f"{THREADS_ENV}={value!r}: give a whole number of threads >= 1, or unset it")
+    return int(value)
+
+
 def _start():
+    threads = _threads()
     import tensorflow as tf
     import tf_keras as keras
     import tensorflow_model_optimization as tfmot
+
+    if threads is not None:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(threads)
 
     tf.config.list_logical_devices()  # device probing (cuInit) logs here, not at the first op
     return tf, keras, tfmot

@@ -136,6 +136,14 @@ def _cache_key(model, graph: DependencyGraph, ds: Dataset, ratios, importance: s
     return h.hexdigest()[:24]
 
 
+def cache_path(model, graph: DependencyGraph, ds: Dataset, ratios=DEFAULT_RATIOS, importance: str = "l1",
+               round_to: int = 1, max_samples: int = MAX_SAMPLES) -> Path:
+    """The cache file in which `analyze` with these arguments keeps its result (a sweep ships
+    this entry to its workers so that the pass runs once per model)."""
+    n = min(max_samples, len(ds.x_val))
+    return cache_dir() / f"{_cache_key(model, graph, ds, ratios, importance, round_to, n)}.json"
+
+
 def _zeroable_slices(graph: DependencyGraph) -> dict[str, list]:
     by_layer: dict[str, list] = {}
     for sl in graph.slices:
@@ -154,8 +162,7 @@ def analyze(model, graph: DependencyGraph, ds: Dataset, ratios=DEFAULT_RATIOS, i
     from tinyprune.tfsetup import keras
 
     n = min(max_samples, len(ds.x_val))
-    key = _cache_key(model, graph, ds, ratios, importance, round_to, n)
-    path = cache_dir() / f"{key}.json"
+    path = cache_path(model, graph, ds, ratios, importance, round_to, max_samples)
     if use_cache and path.is_file():
         try:
             s = Sensitivity.from_dict(json.loads(path.read_text()))
