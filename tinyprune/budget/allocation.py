@@ -7,7 +7,7 @@ until every limit is met. The predicted drop of an allocation is the sum of the 
 sensitivities at their ratios (an additive model: groups are pruned together later, and
 the budget search measures the real result after fine-tuning).
 
-Limits are on the predictor's quantities: int8 bytes, 32-bit arena bytes, and MACs (the
+Limits are on the predictor's quantities: flash bytes (the int8 .tflite), 32-bit arena bytes, and MACs (the
 latency model is linear in MACs per op kind, so a latency limit becomes a MACs limit).
 This module allocates; it does not measure, prune or train.
 """
@@ -23,14 +23,14 @@ from tinyprune.prune.structured.dependency import DependencyGraph
 from tinyprune.prune.structured.pruner import round_keep
 
 STEPS_PER_GROUP = 16  # granularity: a group shrinks by about 1/16 of its channels per step
-_RESOURCES = ("int8_bytes", "arena_bytes", "macs")
+_RESOURCES = ("flash_bytes", "arena_bytes", "macs")
 
 
 @dataclass
 class Limits:
     """Upper bounds on predicted quantities; None = unconstrained."""
 
-    int8_bytes: float | None = None
+    flash_bytes: float | None = None  # the budget's flash_bytes, as the predictor sees it
     arena_bytes: float | None = None
     macs: float | None = None
 
@@ -104,7 +104,7 @@ def allocate(graph: DependencyGraph, predictor: SizePredictor, sens: Sensitivity
             small = smallest(graph, predictor, round_to)
             raise BudgetError(
                 "no allocation meets the budget: the smallest model channel removal can reach is "
-                f"{small.int8_bytes / 1024:.1f} KB int8 with a {small.arena_bytes / 1024:.1f} KB arena"
+                f"{small.flash_bytes / 1024:.1f} KB int8 with a {small.arena_bytes / 1024:.1f} KB arena"
             )
         _, gid, new_k, pred = best
         keep[gid] = new_k
