@@ -44,6 +44,7 @@ from firmware_export.files import check_writable, staged_dir
 from firmware_export.compress import EXPERIMENTAL_NOTE
 from firmware_export.tflite_model import parse_tflite
 from tinyprune import training
+from tinyprune.budget import joint
 from tinyprune.budget.allocation import Allocation, Limits, allocate, smallest
 from tinyprune.budget.limits import Budget, check_job
 from tinyprune.load.data import Dataset
@@ -60,7 +61,6 @@ QUICK_CALIBRATION = 64  # samples for the sizing conversions: bytes and arena do
 TIGHTEN_SLACK = 0.995  # aim a little below a missed limit on the next round
 EARLY_STOPPING = 3  # epochs without a better validation loss before fine-tuning stops
 COMPRESS_BITS = 4  # LUT index bits with --allow-compress (16 values per channel)
-CLUSTER_EPOCHS = 1  # fine-tuning of the clustered model before the final LUT compression
 AUTO_CANDIDATES = ("l1", "bn", "taylor")  # importance="auto" measures these (bn only with BatchNorm)
 IMPORTANCES = ("auto", "l1", "l2", "bn", "taylor", "random")
 
@@ -102,33 +102,26 @@ class BudgetResult:
         return asdict(self)
 
 
-def artifact(model, ds: Dataset, calibration: int, bits: int | None, cluster_epochs: int = 0,
-             quiet: bool = True) -> tuple[bytes, bytes, object]:
+def artifact(model, ds: Dataset, calibration: int, chosen: dict | None = None, bits: int = COMPRESS_BITS,
+             masks: dict | None = None) -> tuple[bytes, bytes, object]:
     """(artifact .tflite, its int8 .tflite before compression, the Keras model behind it).
 
-    Without `bits` the artifact is the plain int8 conversion. With `bits` the model is first
-    clustered to 2^bits values per channel (fine-tuned `cluster_epochs`), converted, and
-    LUT-compressed for TFLM.
-    """
-    if bits is None:
+    Without `chosen` compression moves (budget/joint.py) the artifact is the plain int8
+    conversion. With them, a copy of the model gets the moves (PRUNE layers masked, LUT layers
+    clustered per channel), is converted, and TFLM-DECODE compressed (`compress_model`, "auto":
+    per tensor the smaller of PRUNE and LUT)."""
+    if not chosen:
         data = quantize_int8(model, ds.x_train, calibration)
         return data, data, model
     from firmware_export.compress import compress_model
-    from tinyprune.prune.clustering import cluster_model
+    from tinyprune.tfsetup import keras
 
-    clustered = cluster_model(model, ds, bits, epochs=cluster_epochs, quiet=quiet).model
-    int8 = quantize_int8(clustered, ds.x_train, calibration)
-    return compress_model(int8, "lut", bits, measure=False).data, int8, clustered
-
-
-def compression_factors(model, ds: Dataset, bits: int, original_tflite: bytes) -> dict[str, float]:
-    """Predicted-limit factors that account for LUT compression, measured on the original:
-    the int8 limit is loosened by how much flash LUT saves, the arena limit tightened by the
-    decoded tensors it adds."""
-    compressed, int8, _ = artifact(model, ds, QUICK_CALIBRATION, bits)
-    arena_int8 = tflm.measure_arena(int8).target_bytes
-    arena_lut = tflm.measure_arena(compressed).target_bytes
-    return {"flash_bytes": len(int8) / len(compressed), "arena_bytes": arena_int8 / arena_lut}
+    twin = keras.models.clone_model(model)
+    twin.set_weights(model.get_weights())
+    joint.apply_moves(twin, chosen, masks)
+    training.compile_for(twin, ds)
+    int8 = quantize_int8(twin, ds.x_train, calibration)
+    return compress_model(int8, "auto", bits, measure=False).data, int8, twin
 
 
 def measure(tflite: bytes, board: Board | None) -> Measured:
@@ -205,6 +198,12 @@ def layer_table(before, after) -> list[dict]:
     return rows
 
 
+def _too_small(budget: Budget, small, original: Measured) -> str:
+    return (f"budget {budget.describe()} cannot be met by removing channels: the smallest model is about "
+            f"{small.flash_bytes / 1024:.1f} KB int8 with a {small.arena_bytes / 1024:.1f} KB arena "
+            f"(RAM {(small.arena_bytes + original.ram_bytes - original.arena_bytes) / 1024:.1f} KB)")
+
+
 def _teacher_labelled(model, ds: Dataset) -> Dataset:
     """Unlabelled data labelled by the original model (class = its top-1, else its outputs):
     what sensitivity, importance and the report score against when y is absent."""
@@ -240,18 +239,19 @@ def choose_importance(model, graph, predictor: SizePredictor, ds: Dataset, limit
 
 
 def _fine_tune(student, teacher, ds: Dataset, ds_scored: Dataset, labels: bool, epochs: int, batch_size: int,
-               config: training.DistillConfig | None, description: str, quiet: bool) -> dict:
+               config: training.DistillConfig | None, description: str, quiet: bool, callbacks=()) -> dict:
     """Distil (config given) or train on the labels; returns what was done. The student is left
     compiled for `ds_scored` (a plain loss, so that the saved model loads without custom code)."""
     if config is not None:
         r = training.distill(student, teacher, ds, epochs, batch_size, config=config, labels=labels,
-                             early_stopping=EARLY_STOPPING, description=description, quiet=quiet)
+                             early_stopping=EARLY_STOPPING, description=description, quiet=quiet,
+                             callbacks=callbacks)
         training.compile_for(student, ds_scored)
         return {"mode": "distill", "epochs_run": r.epochs_run, "temperature": r.temperature,
                 "teacher_weight": r.weight, "labels_used": r.labels_used}
     training.compile_for(student, ds_scored)
     r = training.train(student, ds_scored, epochs, batch_size, description=description, quiet=quiet,
-                       early_stopping=EARLY_STOPPING)
+                       early_stopping=EARLY_STOPPING, callbacks=callbacks)
     return {"mode": "labels" if labels else "teacher labels (top-1)", "epochs_run": r.epochs_run}
 
 
@@ -354,37 +354,32 @@ def _search(model, ds: Dataset, out_dir: Path, asked: Budget, *, epochs, batch_s
     predictor = SizePredictor(model, graph, original.int8_bytes, original.arena_bytes, original.arena_head_bytes)
     base_limits = _limits(budget, original, {})
     small = smallest(graph, predictor, round_to)
-    compress_bits = None
     factors: dict[str, float] = {}
-    choices: dict = {"compression": {"used": False, "why": "channel removal alone meets the budget"}}
-    if base_limits.deficits(small):
-        why = (f"budget {budget.describe()} cannot be met by removing channels: the smallest model is about "
-               f"{small.flash_bytes / 1024:.1f} KB int8 with a {small.arena_bytes / 1024:.1f} KB arena "
-               f"(RAM {(small.arena_bytes + original.ram_bytes - original.arena_bytes) / 1024:.1f} KB)")
-        if not allow_compress:
-            hint = "; --allow-compress may reach it" if "flash_bytes" in base_limits.deficits(small) else ""
-            raise BudgetError(why + hint)
-        compress_bits = bits
-        factors = compression_factors(model, ds_scored, bits, original_tflite)
-        if base_limits.scaled(factors).deficits(small):
-            raise BudgetError(why + f", and {bits}-bit LUT compression brings the model to only about "
-                              f"{small.flash_bytes / factors['flash_bytes'] / 1024:.1f} KB (its DECODE arena "
-                              "counted against the RAM budget)")
-        choices["compression"] = {
-            "used": True, "method": "tflm-lut", "bits": bits,
-            "why": "channel removal alone cannot meet the budget",
-            "flash_factor_measured": round(1 / factors["flash_bytes"], 4),
-            "arena_factor_measured": round(1 / factors["arena_bytes"], 4)}
-        console.print(f"[yellow]channel removal alone cannot meet the budget: adding {bits}-bit TFLM LUT "
-                      f"compression (measured on the original: x{1 / factors['flash_bytes']:.2f} flash, "
-                      f"x{1 / factors['arena_bytes']:.2f} arena, DECODE's decoded weights counted against RAM). "
-                      f"{EXPERIMENTAL_NOTE}[/]")
+    moves = None
+    choices: dict = {"compression": {"allowed": allow_compress, "used": False,
+                                     "why": "not allowed (--allow-compress)" if not allow_compress else ""}}
+    if base_limits.deficits(small) and not allow_compress:
+        hint = "; --allow-compress may reach it" if "flash_bytes" in base_limits.deficits(small) else ""
+        raise BudgetError(_too_small(budget, small, original) + hint)
+    if allow_compress:
+        t_moves = time.perf_counter()
+        moves = joint.measure_moves(model, ds_scored, predictor, bits, ignore=ignore)
+        choices["compression"]["moves_measured"] = {f"{m.layer} {m.label}": m.drop for m in moves.moves}
+        choices["compression"]["seconds"] = round(time.perf_counter() - t_moves, 2)
+        small_joint = smallest(graph, predictor, round_to, moves)
+        # necessary, not sufficient: flash with every layer compressed, arena with none (DECODE adds arena);
+        # the allocator then looks for a mix that meets both
+        if "flash_bytes" in base_limits.deficits(small_joint) or set(base_limits.deficits(small)) - {"flash_bytes"}:
+            raise BudgetError(_too_small(budget, small, original) + f", and with every layer PRUNE/LUT compressed "
+                              f"about {small_joint.flash_bytes / 1024:.1f} KB with a "
+                              f"{small_joint.arena_bytes / 1024:.1f} KB arena (DECODE's decoded weights count "
+                              "against RAM)")
     seconds["graph + predictor"] = round(time.perf_counter() - t, 2)
 
     # 4. importance
     if importance == "auto":
         t = time.perf_counter()
-        importance, measured = choose_importance(model, graph, predictor, ds_scored, base_limits.scaled(factors),
+        importance, measured = choose_importance(model, graph, predictor, ds_scored, base_limits,
                                                  round_to, ignore, use_cache, quiet)
         seconds["importance choice"] = round(time.perf_counter() - t, 2)
         choices["importance"] = {"chosen": importance, "rule": "best validation score of the allocated, pruned "
@@ -402,6 +397,7 @@ def _search(model, ds: Dataset, out_dir: Path, asked: Budget, *, epochs, batch_s
     # 5-6. prune in steps, fine-tune after each
     current, current_m = model, original
     steps, rounds, sens, alloc = [], [], None, None
+    masks: dict = {}
     for step in range(1, iterative_steps + 1):
         last = step == iterative_steps
         t_step = time.perf_counter()
@@ -419,18 +415,23 @@ def _search(model, ds: Dataset, out_dir: Path, asked: Budget, *, epochs, batch_s
             sens.render(console, top=12)
         t = time.perf_counter()
         if last:
+            if moves is not None:
+                moves.reindex(predictor)
             pruned, alloc, rounds = _remove_measured(current, graph, predictor, sens, target, current_m, factors,
-                                                     compress_bits, ds_scored, importance, round_to, ignore,
+                                                     moves, bits, ds_scored, importance, round_to, ignore,
                                                      console, prefix)
+            masks = joint.apply_moves(pruned, {k: m for k, m in alloc.compress.items() if m.method == "prune"},
+                                      cluster=False)
         else:
-            alloc = allocate(graph, predictor, sens, _limits(target, current_m, factors), round_to)
+            alloc = allocate(graph, predictor, sens, _limits(target, current_m, {}), round_to)
             pruned = prune_structured(current, group_keep=alloc.keep, importance=importance, data=ds_scored,
                                       ignore=ignore).model
         seconds[prefix + "allocate + remove"] = round(time.perf_counter() - t, 2)
         t = time.perf_counter()
         tuned = pruned
+        keep_zeros = [joint.mask_callback(tuned, alloc.compress, masks)] if last and alloc.compress else []
         done = _fine_tune(tuned, model, ds, ds_scored, labels, epochs if last else step_epochs, batch_size, config,
-                          prefix + "fine-tuning", quiet)
+                          prefix + "fine-tuning", quiet, keep_zeros)
         seconds[prefix + "fine-tune"] = round(time.perf_counter() - t, 2)
         row = {"step": step, "targets": {"flash_bytes": target.flash_bytes, "ram_bytes": target.ram_bytes,
                                          "latency_ms": target.latency_ms},
@@ -450,8 +451,13 @@ def _search(model, ds: Dataset, out_dir: Path, asked: Budget, *, epochs, batch_s
 
     # 7. convert, check again, write
     t = time.perf_counter()
-    final_tflite, final_int8, final_keras = artifact(tuned, ds_scored, calibration, compress_bits,
-                                                     cluster_epochs=CLUSTER_EPOCHS, quiet=quiet)
+    final_tflite, final_int8, final_keras = artifact(tuned, ds_scored, calibration, alloc.compress, bits, masks)
+    if allow_compress:
+        c = choices["compression"]
+        c["used"] = bool(alloc.compress)
+        c["layers"] = {k: m.label for k, m in alloc.compress.items()}
+        c["why"] = ("the allocator found compressing these layers cheaper per byte than removing channels"
+                    if alloc.compress else "removing channels was cheaper per byte than any compression move")
     final = measure(final_tflite, board)
     if not budget.met_by(final):  # sizes do not depend on trained values; this guards converter surprises
         what = ", ".join(f"{k} {v:,.0f} > {lim:,.0f}" for k, (v, lim) in budget.misses(final).items())
@@ -460,26 +466,28 @@ def _search(model, ds: Dataset, out_dir: Path, asked: Budget, *, epochs, batch_s
     seconds["convert + measure"] = round(time.perf_counter() - t, 2)
     run.status, run.final_model, run.final_tflite, run.final = "pruned", final_keras, final_tflite, final
     run.keep, run.rounds, run.sens, run.choices, run.steps = alloc.keep, rounds, sens, choices, steps
-    run.original_tflite, run.compressed_from, run.bits = original_tflite, (final_int8 if compress_bits else None), \
-        compress_bits
+    run.original_tflite, run.compressed_from, run.bits = original_tflite, (final_int8 if alloc.compress else None), \
+        bits
+    run.compress_layers = {k: m.label for k, m in alloc.compress.items()}
     return write_result(run)
 
 
 def _remove_measured(current, graph, predictor: SizePredictor, sens: Sensitivity, budget: Budget,
-                     current_m: Measured, factors: dict[str, float], compress_bits: int | None, ds: Dataset,
+                     current_m: Measured, factors: dict[str, float], moves, bits: int, ds: Dataset,
                      importance: str, round_to: int, ignore: tuple[str, ...], console: Console,
                      prefix: str) -> tuple[object, Allocation, list[dict]]:
     """Allocate, remove, convert and measure the artifact; tighten the predicted limits by
     any miss and repeat (at most MAX_ROUNDS). `factors` is updated in place."""
     rounds = []
     for i in range(MAX_ROUNDS):
-        alloc = allocate(graph, predictor, sens, _limits(budget, current_m, factors), round_to)
+        alloc = allocate(graph, predictor, sens, _limits(budget, current_m, factors), round_to, moves)
         pruned = prune_structured(current, group_keep=alloc.keep, importance=importance, data=ds, ignore=ignore)
-        quick, _, _ = artifact(pruned.model, ds, QUICK_CALIBRATION, compress_bits, cluster_epochs=0)
+        quick, _, _ = artifact(pruned.model, ds, QUICK_CALIBRATION, alloc.compress, bits)
         got = measure(quick, budget.board)
         miss = budget.misses(got)
         rounds.append({"round": i + 1, "keep": alloc.keep, "predicted_flash_bytes": alloc.prediction.flash_bytes,
                        "predicted_arena_bytes": alloc.prediction.arena_bytes, "predicted_drop": alloc.predicted_drop,
+                       "compress": {k: m.label for k, m in alloc.compress.items()},
                        "measured": asdict(got), "misses": {k: list(v) for k, v in miss.items()}})
         console.print(f"{prefix}round {i + 1}: predicted {alloc.prediction.flash_bytes:,} B / arena "
                       f"{alloc.prediction.arena_bytes:,} B; measured {got.int8_bytes:,} B / arena "
@@ -517,6 +525,7 @@ class BudgetRun:
     original_tflite: bytes | None = None
     compressed_from: bytes | None = None  # the int8 .tflite before LUT compression
     bits: int | None = None
+    compress_layers: dict = field(default_factory=dict)  # layer -> "prune@0.75" / "lut@4"
     choices: dict = field(default_factory=dict)
     steps: list = field(default_factory=list)
     seed: dict = field(default_factory=dict)
@@ -536,9 +545,11 @@ def write_result(run: BudgetRun) -> BudgetResult:
     compression = None
     if run.compressed_from is not None:
         same = bool(np.array_equal(tflm.run(run.final_tflite, ds.x_val), tflm.run(run.compressed_from, ds.x_val)))
-        compression = {"method": "tflm-lut", "bits": run.bits, "int8_bytes": len(run.compressed_from),
-                       "compressed_bytes": len(run.final_tflite), "tflm_outputs_bit_identical": same,
-                       "note": EXPERIMENTAL_NOTE}
+        compression = {"method": "tflm-decode", "layers": run.compress_layers, "bits": run.bits,
+                       "int8_bytes": len(run.compressed_from), "compressed_bytes": len(run.final_tflite),
+                       "arena_bytes_int8": tflm.measure_arena(run.compressed_from).target_bytes,
+                       "arena_bytes_compressed": run.final.arena_bytes,
+                       "tflm_outputs_bit_identical": same, "note": EXPERIMENTAL_NOTE}
     original_tflm = parity.tflm_accuracy
     if run.original_tflite is not None and ds.is_classification:  # top-1 of raw int8 outputs is the class
         original_tflm = training.score(tflm.run(run.original_tflite, ds.x_val), ds.y_val)
@@ -604,10 +615,11 @@ def render_markdown(r: BudgetResult) -> str:
         lines.append(f"| estimated latency ms | {o['latency_ms']:.2f} | {f['latency_ms']:.2f} |")
     if r.compression:
         c = r.compression
-        lines += ["", f"The artifact is {c['bits']}-bit TFLM LUT compressed: {c['int8_bytes']:,} B int8 -> "
-                  f"{c['compressed_bytes']:,} B; its TFLM outputs are "
-                  f"{'bit-identical to' if c['tflm_outputs_bit_identical'] else 'DIFFERENT from'} the int8 model's. "
-                  f"The arena includes the decoded weights. {c['note']}.", ""]
+        lines += ["", f"The artifact is TFLM DECODE compressed ({', '.join(f'{k} {v}' for k, v in c['layers'].items())}): "
+                  f"{c['int8_bytes']:,} B int8 -> {c['compressed_bytes']:,} B; arena {c['arena_bytes_int8']:,} B -> "
+                  f"{c['arena_bytes_compressed']:,} B (the decoded weights live in the arena, counted against RAM); its "
+                  f"TFLM outputs are {'bit-identical to' if c['tflm_outputs_bit_identical'] else 'DIFFERENT from'} the "
+                  f"int8 model's. {c['note']}.", ""]
     lines += [f"| accuracy, float Keras | {pct(a['original_float'])} | {pct(a['float_accuracy'])} |",
               f"| accuracy, int8 in TFLM | {pct(a['original_int8_tflm'])} | {pct(a['tflm_accuracy'])} |",
               f"| accuracy, int8 in TFLite | - | {pct(a['tflite_accuracy'])} |", "",
@@ -655,8 +667,12 @@ def render_choices(r: BudgetResult) -> list[str]:
                                                  f" ({it['step_epochs']} epochs each, the last {it['final_epochs']})"))
     comp = c.get("compression")
     if comp:
-        lines.append(f"- compression: " + ("none" if not comp["used"] else
-                                           f"{comp['bits']}-bit {comp['method']}") + f" ({comp['why']})")
+        layers = ", ".join(f"{k} {v}" for k, v in comp.get("layers", {}).items())
+        lines.append("- compression: " + (f"TFLM DECODE on {layers}" if comp["used"] else "none")
+                     + f" ({comp['why']})")
+        if comp.get("moves_measured"):
+            lines.append("  - measured drop per move (no fine-tuning): " + ", ".join(
+                f"{k} {v:+.4f}" for k, v in comp["moves_measured"].items()))
     if len(r.steps) > 1:
         lines += ["", "| step | flash target B | predicted B | validation after fine-tune | epochs | s |",
                   "| ---: | ---: | ---: | ---: | ---: | ---: |"]

@@ -19,6 +19,7 @@ This module trains; it does not prune, quantize or choose what to keep.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from typing import Sequence
 
 import numpy as np
 
@@ -120,7 +121,7 @@ def teacher_outputs(teacher, x: np.ndarray) -> np.ndarray:
 def distill(student, teacher, ds: Dataset, epochs: int, batch_size: int = 32, *,
             config: DistillConfig | None = None, labels: bool = True, lr: float = DEFAULT_LR,
             early_stopping: int = 0, description: str = "distilling", quiet: bool = False,
-            classification: bool | None = None) -> DistillResult:
+            classification: bool | None = None, callbacks: Sequence = ()) -> DistillResult:
     """Fine-tune `student` toward `teacher` on ds.x_train, validating on ds.x_val (compiles it).
 
     `labels=False` (or a Dataset whose y_train is None) trains on the teacher alone: the
@@ -147,7 +148,7 @@ def distill(student, teacher, ds: Dataset, epochs: int, batch_size: int = 32, *,
     student.compile(keras.optimizers.Adam(lr), loss)
     if epochs <= 0:
         return DistillResult(0, config.temperature, weight, has_labels)
-    cbs = [RichProgress(description, epochs, quiet)]
+    cbs = [*callbacks, RichProgress(description, epochs, quiet)]
     if early_stopping > 0:
         cbs.append(keras.callbacks.EarlyStopping("val_loss", patience=early_stopping, restore_best_weights=True))
     hist = student.fit(ds.x_train, y_train, validation_data=(ds.x_val, y_val), epochs=epochs,
