@@ -9,8 +9,10 @@ Usage: .venv/bin/python benchmarks/bench_budget_hard.py [--work DIR] [--seeds 0,
    draw, the same for every row). For flash budgets 25%, 12.5% and 6.25% of the dense int8
    bytes and every seed, side by side, the same fine-tuning epochs everywhere:
    - old: today's budget search settings (labels only, one shot, L1 importance);
-   - new: the budget search's defaults (distillation from the unpruned model, importance by the
-     measured rule), one shot;
+   - new: the budget search's defaults (importance by the measured rule; fine-tuning by
+     distillation from the unpruned model AND by labels only from the same start, the better
+     validation score kept), one shot;
+   - distil always: the same but always distillation (the first default, kept as a row);
    - new x3: the same in 3 iterative steps;
    - uniform L1: one ratio for every group, the smallest whose artifact meets the budget, L1
      channels, fine-tuned on the labels;
@@ -50,7 +52,7 @@ if not (SHARED / "mnist").is_dir():
 BUDGETS = (0.25, 0.125, 0.0625)
 SMALL_TRAIN, SMALL_VAL = 600, 400
 BATCH = 32
-METHODS = ("old", "new", "new x3", "uniform L1", "magnitude+PRUNE")
+METHODS = ("old", "new", "distil always", "new x3", "distil always x3", "uniform L1", "magnitude+PRUNE")
 
 
 def load_mnist():
@@ -68,8 +70,12 @@ def test_accuracy(tflite: bytes, x_te, y_te, tflm_check: int, tflm_full: bool) -
         out = tflm.run(tflite, x_te)
         return {"acc": float((out.argmax(1) == y_te).mean()), "by": "tflm", "tflm_identical": True}
     out = tflite_run(tflite, x_te)
-    same = bool(np.array_equal(tflm.run(tflite, x_te[:tflm_check]), out[:tflm_check]))
-    return {"acc": float((out.argmax(1) == y_te).mean()), "by": "tflite", "tflm_identical": same}
+    micro = tflm.run(tflite, x_te[:tflm_check])
+    same = bool(np.array_equal(micro, out[:tflm_check]))
+    return {"acc": float((out.argmax(1) == y_te).mean()), "by": "tflite", "tflm_identical": same,
+            "tflm_top1_agree": float((micro.argmax(1) == out[:tflm_check].argmax(1)).mean()),
+            "tflm_acc_check": float((micro.argmax(1) == y_te[:tflm_check]).mean()),
+            "tflite_acc_check": float((out[:tflm_check].argmax(1) == y_te[:tflm_check]).mean())}
 
 
 def uniform_baseline(model, ds, limit: float, epochs: int, seed: int):
@@ -178,7 +184,9 @@ def run_search(model, ds, out: Path, frac: float, seed: int, epochs: int, method
     from tinyprune.budget.search import prune_for_budget
 
     kw = {"old": dict(distill=False, iterative_steps=1, importance="l1"),
-          "new": dict(iterative_steps=1), "new x3": dict(iterative_steps=3)}[method]
+          "new": dict(iterative_steps=1), "distil always": dict(iterative_steps=1, distill=True),
+          "new x3": dict(iterative_steps=3),
+          "distil always x3": dict(iterative_steps=3, distill=True)}[method]
     r = prune_for_budget(model, ds, out, flash_budget=f"{frac * 100:g}%", epochs=epochs, batch_size=BATCH, seed=seed,
                          quiet=True, console=Console(stderr=True, quiet=True), force=True, **kw)
     tfl = (out / "model_int8.tflite").read_bytes()
@@ -191,6 +199,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--work", default="/tmp/bench_budget_hard")
     ap.add_argument("--seeds", default="0,1,2")
+    ap.add_argument("--budgets", default=",".join(str(b) for b in BUDGETS), help="fractions of the dense int8 bytes")
     ap.add_argument("--epochs", type=int, default=8, help="fine-tuning epochs on the 600 images (every method)")
     ap.add_argument("--dense-epochs", type=int, default=2)
     ap.add_argument("--full-epochs", type=int, default=2, help="fine-tuning epochs with the full training set")
@@ -238,7 +247,7 @@ def main() -> None:
     idx = np.random.default_rng(0).permutation(len(x_tr))[:SMALL_TRAIN + SMALL_VAL]
     small = Dataset("mnist-600", x_tr[idx[:SMALL_TRAIN]], y_tr[idx[:SMALL_TRAIN]], x_tr[idx[SMALL_TRAIN:]],
                     y_tr[idx[SMALL_TRAIN:]])
-    methods = args.methods.split(",")
+    methods = [m for m in args.methods.split(",") if m in METHODS]
     seeds = [int(s) for s in args.seeds.split(",")]
 
     def one(setting, ds, frac, method, seed, epochs):
@@ -247,7 +256,7 @@ def main() -> None:
         limit = frac * len(dense_tfl)
         t = time.perf_counter()
         extra, comp = {}, None
-        if method in ("old", "new", "new x3"):
+        if method in ("old", "new", "distil always", "new x3", "distil always x3"):
             extra, tfl = run_search(model, ds, work / f"{setting}_{method.replace(' ', '')}_{frac}_{seed}", frac, seed,
                                     epochs, method)
         elif method == "uniform L1":
@@ -262,8 +271,9 @@ def main() -> None:
             row.update(bytes=len(comp or tfl), test=test_accuracy(tfl, x_te, y_te, args.tflm_check, args.tflm_full))
         record(work, row)
 
+    budgets = [float(b) for b in args.budgets.split(",")]
     for seed in seeds:
-        for frac in BUDGETS:
+        for frac in budgets:
             for method in methods:
                 if method == "magnitude+PRUNE" and seed != seeds[0] and frac < 0.25 and \
                         ("small", frac, method, seeds[0]) in done_keys(work):
@@ -305,7 +315,7 @@ def report(work: Path) -> None:
             continue
         print(f"\n### {setting}\n")
         print("| budget | method | seeds | int8 B (max) | limit B | test accuracy % (mean ± sd) | "
-              "TFLM = TFLite | wall s (mean) | notes |")
+              "TFLM vs TFLite on the check images | wall s (mean) | notes |")
         print("| --- | --- | ---: | ---: | ---: | ---: | --- | ---: | --- |")
         for frac in sorted({r["budget"] for r in sub}, reverse=True):
             for method in METHODS:
@@ -324,16 +334,19 @@ def report(work: Path) -> None:
                     c = rs[0]["choices"]
                     note = f"importance {', '.join(r['choices']['importance'] for r in rs)}; " \
                            f"{c['fine_tune']['mode']}; steps {rs[0]['steps']}"
-                same = all(r["test"]["tflm_identical"] for r in rs if r["test"])
+                agree = [r["test"].get("tflm_top1_agree", 1.0 if r["test"]["tflm_identical"] else None)
+                         for r in rs if r["test"]]
+                same = "identical" if all(r["test"]["tflm_identical"] for r in rs if r["test"]) else (
+                    "top-1 " + ", ".join("?" if a is None else f"{100 * a:.1f}%" for a in agree))
                 print(f"| {frac:.2%} | {method} | {len(rs)} | {max(sizes):,} | {rs[0]['limit']:,.0f} | "
-                      f"{_stats(accs)} | {'yes' if same else 'NO'} | {np.mean([r['seconds'] for r in rs]):.0f} | "
+                      f"{_stats(accs)} | {same} | {np.mean([r['seconds'] for r in rs]):.0f} | "
                       f"{note} |" if sizes else
                       f"| {frac:.2%} | {method} | {len(rs)} | - | {rs[0]['limit']:,.0f} | - | - | "
                       f"{np.mean([r['seconds'] for r in rs]):.0f} | {note} |")
     stages = [r for r in rows if r.get("stages")]
     if stages:
         print("\n### share of wall time per stage (budget searches, mean over runs)\n")
-        for method in ("old", "new", "new x3"):
+        for method in ("old", "new", "distil always", "new x3", "distil always x3"):
             rs = [r for r in stages if r["method"] == method and r["setting"] == "small"]
             if not rs:
                 continue

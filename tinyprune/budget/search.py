@@ -16,8 +16,10 @@ accuracy as possible, and prove it on the exported artifact.
        the current model, allocate channel counts (allocation.py), remove them, fine-tune
        (`step_epochs`; the last step `epochs`). The last step converts and measures the real
        artifact and tightens the predicted limits by any miss (bounded rounds);
-    6. fine-tuning distils from the unpruned model (training.distill; labels mixed in when
-       the data have them; unlabelled data train on the teacher alone) unless `distill=False`;
+    6. fine-tuning learns from the unpruned model (training.distill; labels mixed in when the
+       data have them; unlabelled data train on the teacher alone); with labels and
+       `distill="auto"` a labels-only fine-tune runs from the same start and the better
+       validation score is kept;
     7. convert again, measure again (a miss stops the run with nothing written), write the
        model, .tflite, C export, report.json / report.md (every choice and what it cost),
        sensitivity table and plot.
@@ -238,10 +240,10 @@ def choose_importance(model, graph, predictor: SizePredictor, ds: Dataset, limit
     return best, rows
 
 
-def _fine_tune(student, teacher, ds: Dataset, ds_scored: Dataset, labels: bool, epochs: int, batch_size: int,
-               config: training.DistillConfig | None, description: str, quiet: bool, callbacks=()) -> dict:
-    """Distil (config given) or train on the labels; returns what was done. The student is left
-    compiled for `ds_scored` (a plain loss, so that the saved model loads without custom code)."""
+def _fine_tune_one(student, teacher, ds: Dataset, ds_scored: Dataset, labels: bool, epochs: int, batch_size: int,
+                   config: training.DistillConfig | None, description: str, quiet: bool, callbacks=()) -> dict:
+    """Distil (config given) or train on the labels, in place. The student is left compiled for
+    `ds_scored` (a plain loss, so that the saved model loads without custom code)."""
     if config is not None:
         r = training.distill(student, teacher, ds, epochs, batch_size, config=config, labels=labels,
                              early_stopping=EARLY_STOPPING, description=description, quiet=quiet,
@@ -255,6 +257,32 @@ def _fine_tune(student, teacher, ds: Dataset, ds_scored: Dataset, labels: bool, 
     return {"mode": "labels" if labels else "teacher labels (top-1)", "epochs_run": r.epochs_run}
 
 
+def _fine_tune(student, teacher, ds: Dataset, ds_scored: Dataset, labels: bool, epochs: int, batch_size: int,
+               config: training.DistillConfig | None, mode, description: str, quiet: bool,
+               callbacks_for=lambda m: []) -> tuple[object, dict]:
+    """Fine-tune the pruned `student`; returns (the fine-tuned model, what was done).
+
+    mode True: distil; False: labels only; "auto" with labels: both, from the same start, and
+    keep the one with the better validation score (the measured rule; both scores reported);
+    "auto" without labels: distil from the teacher alone."""
+    if mode != "auto" or not labels or config is None:
+        cfg = config if mode else None
+        return student, _fine_tune_one(student, teacher, ds, ds_scored, labels, epochs, batch_size, cfg,
+                                       description, quiet, callbacks_for(student))
+    from tinyprune.tfsetup import keras
+
+    twin = keras.models.clone_model(student)
+    twin.set_weights(student.get_weights())
+    done_d = _fine_tune_one(student, teacher, ds, ds_scored, labels, epochs, batch_size, config,
+                            description + " (distil)", quiet, callbacks_for(student))
+    done_l = _fine_tune_one(twin, teacher, ds, ds_scored, labels, epochs, batch_size, None,
+                            description + " (labels)", quiet, callbacks_for(twin))
+    score_d, score_l = training.evaluate(student, ds_scored), training.evaluate(twin, ds_scored)
+    winner, done = (student, done_d) if score_d >= score_l else (twin, done_l)
+    return winner, {**done, "rule": "auto: the better validation score of distillation and labels only",
+                    "validation": {"distill": round(score_d, 6), "labels": round(score_l, 6)}}
+
+
 def prune_for_budget(model, ds: Dataset | None, out_dir: str | Path, *, flash_budget: str | None = None,
                      ram_budget: str | None = None, latency_budget: str | None = None, board: str | None = None,
                      boards_file: str | None = None, margin: float = 0.0, budget: Budget | None = None,
@@ -262,7 +290,7 @@ def prune_for_budget(model, ds: Dataset | None, out_dir: str | Path, *, flash_bu
                      calibration: int = 300, name: str = "model", force: bool = False,
                      quiet: bool = False, console: Console | None = None, use_cache: bool = True,
                      allow_compress: bool = False, bits: int = COMPRESS_BITS, ignore: tuple[str, ...] = (),
-                     seed: int | None = None, distill: bool = True,
+                     seed: int | None = None, distill: bool | str = "auto",
                      temperature: float = training.DEFAULT_TEMPERATURE,
                      distill_weight: float = training.DEFAULT_WEIGHT, iterative_steps: int = 1,
                      step_epochs: int | None = None) -> BudgetResult:
@@ -276,8 +304,10 @@ def prune_for_budget(model, ds: Dataset | None, out_dir: str | Path, *, flash_bu
     With `allow_compress`, when channel removal alone cannot meet the budget, the artifact is
     also clustered (tfmot, at most 2^bits values per channel) and LUT-compressed for TFLM
     (firmware_export.compress); the compressed .tflite is then what is measured and exported.
-    `distill` (default on) fine-tunes against the original model (`temperature`,
-    `distill_weight` = the teacher term's share). `iterative_steps` > 1 prunes in that many
+    `distill` fine-tunes against the original model (`temperature`, `distill_weight` = the
+    teacher term's share): True = always, False = labels only, "auto" (default) = with labels,
+    fine-tune both ways from the same start and keep the better validation score; without
+    labels, distil from the teacher alone. `iterative_steps` > 1 prunes in that many
     prune -> fine-tune -> re-measure steps; intermediate steps fine-tune `step_epochs`
     (default max(1, epochs // 2)). `seed` fixes every source of randomness the job controls.
 
@@ -303,6 +333,8 @@ def prune_for_budget(model, ds: Dataset | None, out_dir: str | Path, *, flash_bu
         raise ConfigError(f"--step-epochs must be >= 0, got {step_epochs}")
     if importance not in IMPORTANCES:
         raise ConfigError(f"unknown importance {importance!r} for a budget; use one of {', '.join(IMPORTANCES)}")
+    if distill not in (True, False, "auto"):
+        raise ConfigError(f"distill must be True, False or 'auto', got {distill!r}")
     config = training.DistillConfig(temperature, distill_weight) if distill else None
     if config is not None:
         config.validate()
@@ -313,12 +345,12 @@ def prune_for_budget(model, ds: Dataset | None, out_dir: str | Path, *, flash_bu
         return _search(model, ds, out_dir, budget, epochs=epochs, batch_size=batch_size, importance=importance,
                        round_to=round_to, calibration=calibration, name=name, force=force, quiet=quiet,
                        console=console, use_cache=use_cache, allow_compress=allow_compress, bits=bits,
-                       ignore=tuple(ignore), config=config, iterative_steps=iterative_steps,
+                       ignore=tuple(ignore), config=config, distill=distill, iterative_steps=iterative_steps,
                        step_epochs=max(1, epochs // 2) if step_epochs is None else step_epochs, seeded=seeded)
 
 
 def _search(model, ds: Dataset, out_dir: Path, asked: Budget, *, epochs, batch_size, importance, round_to,
-            calibration, name, force, quiet, console, use_cache, allow_compress, bits, ignore, config,
+            calibration, name, force, quiet, console, use_cache, allow_compress, bits, ignore, config, distill,
             iterative_steps, step_epochs, seeded) -> BudgetResult:
     seconds: dict[str, float] = {}
     t_all = time.perf_counter()
@@ -388,9 +420,9 @@ def _search(model, ds: Dataset, out_dir: Path, asked: Budget, *, epochs, batch_s
             f"{c} {m['score_before_fine_tune']:.4f}" for c, m in measured.items()) + " before fine-tuning)")
     else:
         choices["importance"] = {"chosen": importance, "rule": "given"}
-    choices["fine_tune"] = ({"mode": "distill", "temperature": config.temperature, "teacher_weight":
-                             config.weight if labels else 1.0, "labels": labels}
-                            if config is not None else {"mode": "labels", "labels": labels})
+    choices["fine_tune"] = ({"mode": "auto" if distill == "auto" and labels else "distill",
+                             "temperature": config.temperature, "teacher_weight": config.weight if labels else 1.0,
+                             "labels": labels} if config is not None else {"mode": "labels", "labels": labels})
     choices["iterative"] = {"steps": iterative_steps, "step_epochs": step_epochs if iterative_steps > 1 else None,
                             "final_epochs": epochs}
 
@@ -428,10 +460,10 @@ def _search(model, ds: Dataset, out_dir: Path, asked: Budget, *, epochs, batch_s
                                       ignore=ignore).model
         seconds[prefix + "allocate + remove"] = round(time.perf_counter() - t, 2)
         t = time.perf_counter()
-        tuned = pruned
-        keep_zeros = [joint.mask_callback(tuned, alloc.compress, masks)] if last and alloc.compress else []
-        done = _fine_tune(tuned, model, ds, ds_scored, labels, epochs if last else step_epochs, batch_size, config,
-                          prefix + "fine-tuning", quiet, keep_zeros)
+        chosen_moves = alloc.compress if last else {}
+        tuned, done = _fine_tune(pruned, model, ds, ds_scored, labels, epochs if last else step_epochs, batch_size,
+                                 config, distill, prefix + "fine-tuning", quiet,
+                                 lambda m: [joint.mask_callback(m, chosen_moves, masks)] if chosen_moves else [])
         seconds[prefix + "fine-tune"] = round(time.perf_counter() - t, 2)
         row = {"step": step, "targets": {"flash_bytes": target.flash_bytes, "ram_bytes": target.ram_bytes,
                                          "latency_ms": target.latency_ms},
@@ -494,8 +526,11 @@ def _remove_measured(current, graph, predictor: SizePredictor, sens: Sensitivity
                       f"{got.arena_bytes:,} B" + ("  [green]fits[/]" if not miss else "  [yellow]misses[/]"))
         if not miss:
             return pruned.model, alloc, rounds
+        limits = _limits(budget, current_m, factors)
         for resource, ratio in _tighten(miss, got).items():
-            factors[resource] = factors.get(resource, 1.0) * ratio * TIGHTEN_SLACK
+            # aim the predicted limit below what this allocation was predicted to need, by the miss
+            aim = getattr(alloc.prediction, resource) * ratio * TIGHTEN_SLACK
+            factors[resource] = factors.get(resource, 1.0) * min(ratio * TIGHTEN_SLACK, aim / getattr(limits, resource))
     raise BudgetError(f"after {MAX_ROUNDS} rounds the artifact still misses {budget.describe()}; "
                       "try a looser budget or a smaller --round-to")
 
@@ -658,9 +693,15 @@ def render_choices(r: BudgetResult) -> list[str]:
             f"{k} {v['score_before_fine_tune']:.4f} in {v['seconds']:.1f} s" for k, v in cand.items())))
     ft = c.get("fine_tune")
     if ft:
-        lines.append("- fine-tuning: " + (f"distillation from the unpruned model, T={ft['temperature']}, teacher "
-                                          f"weight {ft['teacher_weight']}" if ft["mode"] == "distill"
-                                          else "labels only (no distillation)"))
+        kd = f"distillation from the unpruned model (T={ft.get('temperature')}, teacher weight {ft.get('teacher_weight')})"
+        if ft["mode"] == "auto":
+            last = r.steps[-1]["fine_tune"] if r.steps else {}
+            v = last.get("validation", {})
+            lines.append(f"- fine-tuning: the better by validation score of {kd} and labels only: chose "
+                         f"{last.get('mode')} (distillation {v.get('distill', float('nan')):.4f}, labels only "
+                         f"{v.get('labels', float('nan')):.4f})")
+        else:
+            lines.append("- fine-tuning: " + (kd if ft["mode"] == "distill" else "labels only (no distillation)"))
     it = c.get("iterative")
     if it:
         lines.append(f"- steps: {it['steps']}" + ("" if it["steps"] == 1 else
