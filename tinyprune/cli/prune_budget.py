@@ -3,7 +3,8 @@
 Thin wrapper over `tinyprune.budget.search.prune_for_budget`: parses the budget once
 (`Budget.parse`, before TensorFlow is imported), loads the model and data, runs the search
 with the parsed budget, prints the result (or JSON with --json). Options the lead's
-subcommand may not have yet (seed, distillation, iterative steps) are read with defaults.
+subcommand may not have yet (--seed, --distill auto|on|off, --temperature, --distill-weight,
+--iterative-steps, --step-epochs) are read with the library's defaults when absent.
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ def handle(opts: dict) -> None:
         batch_size=opts["batch_size"], importance=opts["importance"], round_to=opts["round_to"], name=name,
         force=opts["force"], quiet=opts["quiet"] or opts["as_json"], console=console,
         allow_compress=opts["allow_compress"], bits=opts["bits"], seed=opts.get("seed"),
-        distill=opts.get("distill", True), temperature=opts.get("temperature", training.DEFAULT_TEMPERATURE),
+        distill={"on": True, "off": False}.get(opts.get("distill", "auto"), opts.get("distill", "auto")), temperature=opts.get("temperature", training.DEFAULT_TEMPERATURE),
         distill_weight=opts.get("distill_weight", training.DEFAULT_WEIGHT),
         iterative_steps=opts.get("iterative_steps", 1), step_epochs=opts.get("step_epochs"))
     if opts["as_json"]:
