@@ -20,13 +20,13 @@ PREDICTOR_TOLERANCE = 0.03  # issue: within 3% of the real .tflite size
 @pytest.mark.parametrize("text,limit", [("96KB", 96 * 1024), ("0.5MB", 512 * 1024), ("12000", 12000),
                                         ("12000B", 12000), ("64 kb", 64 * 1024)])
 def test_parse_size(text, limit):
-    assert parse_size(text, "flash").limit == limit
+    assert parse_size(text, "flash").value == limit
 
 
 def test_parse_percent_and_latency():
     b = parse_size("25%", "flash")
-    assert b.limit is None and b.resolve(40000).limit == 10000
-    assert parse_latency("20ms").limit == 20 and parse_latency("0.5s").limit == 500
+    assert b.value is None and b.resolve(40000) == 10000
+    assert parse_latency("20ms").value == 20 and parse_latency("0.5s").value == 500
     for bad in ("-5KB", "12 parsecs", "150%", "0%", "KB"):
         with pytest.raises(BudgetError):
             parse_size(bad, "flash")
@@ -46,12 +46,12 @@ def _check_predictor(model, x_calib, keeps_list):
     base = quantize_int8(model, x_calib, 32)
     arena = measure_arena(base)
     predictor = SizePredictor(model, graph, len(base), arena.target_bytes, arena.head_bytes)
-    assert predictor.predict({}).int8_bytes == len(base)
+    assert predictor.predict({}).flash_bytes == len(base)
     errors = []
     for keep in keeps_list(graph):
         pruned = prune_structured(model, group_keep=keep)
         real = len(quantize_int8(pruned.model, x_calib, 32))
-        predicted = predictor.predict(keep).int8_bytes
+        predicted = predictor.predict(keep).flash_bytes
         errors.append(abs(predicted - real) / real)
         assert errors[-1] <= PREDICTOR_TOLERANCE, (keep, predicted, real)
     return errors

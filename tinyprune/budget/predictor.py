@@ -90,7 +90,7 @@ def _axis_count(graph: DependencyGraph, ids: np.ndarray, axis: int) -> _AxisCoun
 
 @dataclass
 class Prediction:
-    int8_bytes: int
+    flash_bytes: int  # the int8 .tflite bytes
     arena_bytes: int
     macs: int
 
@@ -101,14 +101,14 @@ class SizePredictor:
     Args:
         model: the unpruned tf_keras model the graph was built from.
         graph: its dependency graph.
-        int8_bytes: the measured size of the unpruned model's int8 .tflite.
+        flash_bytes: the measured size of the unpruned model's int8 .tflite.
         arena_bytes: the measured 32-bit TFLM arena of that .tflite.
         arena_head_bytes: the activation (non-persistent) part of that arena.
     """
 
-    def __init__(self, model, graph: DependencyGraph, int8_bytes: int, arena_bytes: int, arena_head_bytes: int):
+    def __init__(self, model, graph: DependencyGraph, flash_bytes: int, arena_bytes: int, arena_head_bytes: int):
         self.graph = graph
-        self.base_bytes, self.base_arena, self.base_head = int8_bytes, arena_bytes, arena_head_bytes
+        self.base_bytes, self.base_arena, self.base_head = flash_bytes, arena_bytes, arena_head_bytes
         self._weights = self._kernel_weights(model, graph)
         self._acts = self._activations(model, graph)
         full = self.full_fractions()

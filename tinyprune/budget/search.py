@@ -2,21 +2,31 @@
 accuracy as possible, and prove it on the exported artifact.
 
     1. convert the original to int8 and measure it (bytes, TFLM arena, estimated latency);
-       resolve the budgets (percent, a board's free flash and SRAM, a safety margin);
+       resolve the `Budget` once against it (percent, a board's free flash and SRAM, a margin);
     2. if the original already fits: nothing to do, it is written unchanged;
     3. build the dependency graph and the size predictor; if even the smallest allowed model
-       cannot fit, stop before any training and say what the smallest is;
-    4. measure per-group sensitivity (cached);
-    5. allocate channel counts per group (greedy, allocation.py), remove them
-       (structured.prune_structured), convert, and measure the real bytes and arena; if the
-       artifact misses, tighten the predicted limits by the miss and repeat (bounded);
-    6. fine-tune (early stopping on validation loss), convert again, measure again: bytes and
-       arena depend on the shapes, not the trained values, so the allocation still fits; this
-       is checked, and a miss stops the run with nothing written;
-    7. write the model, .tflite, C export, report.json / report.md, sensitivity table and plot.
+       cannot fit, stop before any training and say what the smallest is (or, with
+       `allow_compress`, add TFLM LUT compression, whose flash saving and DECODE arena cost are
+       measured on the original and counted against the flash and RAM limits);
+    4. choose the channel importance (`importance="auto"`: l1, bn and, with data, taylor are
+       each measured: sensitivity, allocation at the budget, the pruned model's validation
+       score before any fine-tuning; the best score wins);
+    5. in `iterative_steps` steps (NetAdapt-style; 1 = one shot) toward the budget, each step's
+       targets a geometric share of the way from the original: measure per-group sensitivity of
+       the current model, allocate channel counts (allocation.py), remove them, fine-tune
+       (`step_epochs`; the last step `epochs`). The last step converts and measures the real
+       artifact and tightens the predicted limits by any miss (bounded rounds);
+    6. fine-tuning learns from the unpruned model (training.distill; labels mixed in when the
+       data have them; unlabelled data train on the teacher alone); with labels and
+       `distill="auto"` a labels-only fine-tune runs from the same start and the better
+       validation score is kept;
+    7. convert again, measure again (a miss stops the run with nothing written), write the
+       model, .tflite, C export, report.json / report.md (every choice and what it cost),
+       sensitivity table and plot.
 
-This module orchestrates; the pieces live in predictor, sensitivity, allocation,
-structured/, quantize, firmware_export.
+`seed` runs everything under `training.reproducible` (Python, NumPy, TF seeds and TF op
+determinism). This module orchestrates; the pieces live in limits, predictor, sensitivity,
+allocation, structured/, training, quantize, firmware_export.
 """
 
 from __future__ import annotations
@@ -30,22 +40,24 @@ import numpy as np
 from rich.console import Console
 
 from firmware_export import tflm
-from firmware_export.boards import DEFAULT_BOARDS, Board, load_boards, select_boards
+from firmware_export.boards import DEFAULT_BOARDS, Board, select_boards
 from firmware_export.estimate import fit_model, flash_bytes, ram_overhead_bytes
 from firmware_export.files import check_writable, staged_dir
 from firmware_export.compress import EXPERIMENTAL_NOTE
 from firmware_export.tflite_model import parse_tflite
 from tinyprune import training
 from tinyprune.keras_facts import main_kernel
-from tinyprune.budget.allocation import Limits, allocate, smallest
-from tinyprune.budget.limits import Budget, check_request, parse_latency, parse_size
+from tinyprune.budget import joint
+from tinyprune.budget.allocation import Allocation, Limits, allocate, smallest
+from tinyprune.budget.limits import Budget, check_job
 from tinyprune.load.data import Dataset
 from tinyprune.load.keras3 import KERAS3_FILE, as_tf_keras, save_keras3, wants_keras3
 from tinyprune.errors import BudgetError, ConfigError
 from tinyprune.budget.predictor import SizePredictor
 from tinyprune.quantize.int8 import quantize_int8
-from tinyprune.budget.sensitivity import analyze
+from tinyprune.budget.sensitivity import Sensitivity, analyze
 from tinyprune.prune.structured.dependency import build_graph
+from tinyprune.prune.structured.importance import has_batchnorm
 from tinyprune.prune.structured.pruner import prune_structured
 
 MAX_ROUNDS = 5  # allocate -> measure -> tighten rounds before giving up
@@ -53,12 +65,13 @@ QUICK_CALIBRATION = 64  # samples for the sizing conversions: bytes and arena do
 TIGHTEN_SLACK = 0.995  # aim a little below a missed limit on the next round
 EARLY_STOPPING = 3  # epochs without a better validation loss before fine-tuning stops
 COMPRESS_BITS = 4  # LUT index bits with --allow-compress (16 values per channel)
-CLUSTER_EPOCHS = 1  # fine-tuning of the clustered model before the final LUT compression
+AUTO_CANDIDATES = ("l1", "bn", "taylor")  # importance="auto" measures these (bn only with BatchNorm)
+IMPORTANCES = ("auto", "l1", "l2", "bn", "taylor", "random")
 
 
 @dataclass
 class Measured:
-    """Facts of one int8 artifact."""
+    """Facts of one int8 artifact (`int8_bytes` is the flash the model takes)."""
 
     int8_bytes: int
     arena_bytes: int  # 32-bit TFLM arena
@@ -67,36 +80,6 @@ class Measured:
     macs: int
     arena_head_bytes: int = 0  # the arena's activation (non-persistent) part
     runtime_code_bytes: int = 0  # TFLM code for this model's ops on the board (0 without a board)
-
-
-@dataclass
-class Targets:
-    """Absolute limits on the artifact; None = no limit."""
-
-    flash_bytes: float | None = None
-    ram_bytes: float | None = None
-    latency_ms: float | None = None
-    board: str | None = None
-    margin: float = 0.0
-    asked: dict = field(default_factory=dict)
-
-    def misses(self, m: Measured) -> dict[str, tuple[float, float]]:
-        out = {}
-        for name, value, limit in (("flash", m.int8_bytes, self.flash_bytes), ("ram", m.ram_bytes, self.ram_bytes),
-                                   ("latency", m.latency_ms, self.latency_ms)):
-            if limit is not None and value is not None and value > limit:
-                out[name] = (value, limit)
-        return out
-
-    def describe(self) -> str:
-        parts = []
-        if self.flash_bytes is not None:
-            parts.append(f"flash {self.flash_bytes / 1024:.1f} KB")
-        if self.ram_bytes is not None:
-            parts.append(f"RAM {self.ram_bytes / 1024:.1f} KB")
-        if self.latency_ms is not None:
-            parts.append(f"latency {self.latency_ms:.2f} ms")
-        return ", ".join(parts) + (f" (board {self.board})" if self.board else "")
 
 
 @dataclass
@@ -114,38 +97,35 @@ class BudgetResult:
     output_dir: str
     files: list[str] = field(default_factory=list)
     compression: dict | None = None  # set when the artifact is LUT-compressed (--allow-compress)
+    choices: dict = field(default_factory=dict)  # importance, distillation, steps, compression: what and why
+    steps: list[dict] = field(default_factory=list)  # one row per iterative step (what it reached, seconds)
+    seed: dict = field(default_factory=dict)  # what `training.reproducible` fixed
+    labels: str = "given"  # "given" or "none: teacher only"
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
-def artifact(model, ds: Dataset, calibration: int, bits: int | None, cluster_epochs: int = 0,
-             quiet: bool = True) -> tuple[bytes, bytes, object]:
+def artifact(model, ds: Dataset, calibration: int, chosen: dict | None = None, bits: int = COMPRESS_BITS,
+             masks: dict | None = None) -> tuple[bytes, bytes, object]:
     """(artifact .tflite, its int8 .tflite before compression, the Keras model behind it).
 
-    Without `bits` the artifact is the plain int8 conversion. With `bits` the model is first
-    clustered to 2^bits values per channel (fine-tuned `cluster_epochs`), converted, and
-    LUT-compressed for TFLM.
-    """
-    if bits is None:
+    Without `chosen` compression moves (budget/joint.py) the artifact is the plain int8
+    conversion. With them, a copy of the model gets the moves (PRUNE layers masked, LUT layers
+    clustered per channel), is converted, and TFLM-DECODE compressed (`compress_model`, "auto":
+    per tensor the smaller of PRUNE and LUT)."""
+    if not chosen:
         data = quantize_int8(model, ds.x_train, calibration)
         return data, data, model
     from firmware_export.compress import compress_model
-    from tinyprune.prune.clustering import cluster_model
+    from tinyprune.tfsetup import keras
 
-    clustered = cluster_model(model, ds, bits, epochs=cluster_epochs, quiet=quiet).model
-    int8 = quantize_int8(clustered, ds.x_train, calibration)
-    return compress_model(int8, "lut", bits, measure=False).data, int8, clustered
-
-
-def compression_factors(model, ds: Dataset, bits: int, original_tflite: bytes) -> dict[str, float]:
-    """Predicted-limit factors that account for LUT compression, measured on the original:
-    the int8 limit is loosened by how much flash LUT saves, the arena limit tightened by the
-    decoded tensors it adds."""
-    compressed, int8, _ = artifact(model, ds, QUICK_CALIBRATION, bits)
-    arena_int8 = tflm.measure_arena(int8).target_bytes
-    arena_lut = tflm.measure_arena(compressed).target_bytes
-    return {"int8_bytes": len(int8) / len(compressed), "arena_bytes": arena_int8 / arena_lut}
+    twin = keras.models.clone_model(model)
+    twin.set_weights(model.get_weights())
+    joint.apply_moves(twin, chosen, masks)
+    training.compile_for(twin, ds)
+    int8 = quantize_int8(twin, ds.x_train, calibration)
+    return compress_model(int8, "auto", bits, measure=False).data, int8, twin
 
 
 def measure(tflite: bytes, board: Board | None) -> Measured:
@@ -162,40 +142,16 @@ def measure(tflite: bytes, board: Board | None) -> Measured:
                     int(model_cost(model).total_macs), arena.head_bytes, code)
 
 
-def resolve_targets(flash_budget: str | None, ram_budget: str | None, latency_budget: str | None,
-                    board: Board | None,
-                    margin: float, original: Measured) -> Targets:
-    """Absolute limits from the user's budget strings, the board and the original's figures.
 
-    The request must have passed `budget.check_request` (parsable, a board for latency)."""
-    t = Targets(board=board.name if board else None, margin=margin,
-                asked={"flash": flash_budget, "ram": ram_budget, "latency": latency_budget,
-                       "board": board.name if board else None})
-
-    def absolute(b: Budget, original_value: float) -> float:
-        return b.resolve(original_value).limit * (1 - margin)
-
-    if flash_budget:
-        t.flash_bytes = absolute(parse_size(flash_budget, "flash"), original.int8_bytes)
-    if ram_budget:
-        t.ram_bytes = absolute(parse_size(ram_budget, "RAM"), original.ram_bytes)
-    if latency_budget:
-        t.latency_ms = absolute(parse_latency(latency_budget), original.latency_ms)
-    if board is not None:
-        board_flash = (board.flash_bytes - original.runtime_code_bytes) * (1 - margin)
-        board_ram = board.sram_bytes * (1 - margin)
-        t.flash_bytes = board_flash if t.flash_bytes is None else min(t.flash_bytes, board_flash)
-        t.ram_bytes = board_ram if t.ram_bytes is None else min(t.ram_bytes, board_ram)
-    return t
-
-
-def _limits(t: Targets, original: Measured, factors: dict[str, float]) -> Limits:
-    """Targets on the artifact -> limits on the predictor's quantities."""
-    overhead = original.ram_bytes - original.arena_bytes
+def _limits(budget: Budget, current: Measured, factors: dict[str, float]) -> Limits:
+    """A resolved budget on the artifact -> limits on the predictor's quantities for a model
+    measured as `current` (RAM less its fixed overhead is arena; latency scales with MACs)."""
+    overhead = current.ram_bytes - current.arena_bytes
     macs = None
-    if t.latency_ms is not None and original.latency_ms:
-        macs = original.macs * t.latency_ms / original.latency_ms  # latency is linear in MACs per op kind
-    return Limits(t.flash_bytes, None if t.ram_bytes is None else t.ram_bytes - overhead, macs).scaled(factors)
+    if budget.latency_ms is not None and current.latency_ms:
+        macs = current.macs * budget.latency_ms / current.latency_ms  # latency is linear in MACs per op kind
+    return Limits(budget.flash_bytes, None if budget.ram_bytes is None else budget.ram_bytes - overhead,
+                  macs).scaled(factors)
 
 
 def _tighten(miss: dict[str, tuple[float, float]], got: Measured) -> dict[str, float]:
@@ -205,15 +161,15 @@ def _tighten(miss: dict[str, tuple[float, float]], got: Measured) -> dict[str, f
     proportional to MACs (the fit estimator's per-op overhead makes this slightly optimistic,
     which the next round's measurement corrects)."""
     out = {}
-    if "flash" in miss:
-        value, limit = miss["flash"]
-        out["int8_bytes"] = limit / value
-    if "ram" in miss:
-        value, limit = miss["ram"]
+    if "flash_bytes" in miss:
+        value, limit = miss["flash_bytes"]
+        out["flash_bytes"] = limit / value
+    if "ram_bytes" in miss:
+        value, limit = miss["ram_bytes"]
         overhead = got.ram_bytes - got.arena_bytes
         out["arena_bytes"] = max(limit - overhead, 1.0) / got.arena_bytes
-    if "latency" in miss:
-        value, limit = miss["latency"]
+    if "latency_ms" in miss:
+        value, limit = miss["latency_ms"]
         out["macs"] = limit / value
     return out
 
@@ -245,188 +201,420 @@ def layer_table(before, after) -> list[dict]:
     return rows
 
 
+def _too_small(budget: Budget, small, original: Measured) -> str:
+    return (f"budget {budget.describe()} cannot be met by removing channels: the smallest model is about "
+            f"{small.flash_bytes / 1024:.1f} KB int8 with a {small.arena_bytes / 1024:.1f} KB arena "
+            f"(RAM {(small.arena_bytes + original.ram_bytes - original.arena_bytes) / 1024:.1f} KB)")
+
+
+def _teacher_labelled(model, ds: Dataset) -> Dataset:
+    """Unlabelled data labelled by the original model (class = its top-1, else its outputs):
+    what sensitivity, importance and the report score against when y is absent."""
+    def label(x):
+        out = training.predict(model, x)
+        return out.reshape(len(x), -1).argmax(1).astype(np.int64) if int(np.prod(out.shape[1:])) > 1 else out
+
+    return Dataset(ds.name, ds.x_train, label(ds.x_train), ds.x_val, label(ds.x_val))
+
+
+def _graph(model, ignore: tuple[str, ...]):
+    outputs = {tensor._keras_history.layer.name for tensor in model.outputs}
+    return build_graph(model, tuple(outputs | set(ignore)))
+
+
+def choose_importance(model, graph, predictor: SizePredictor, ds: Dataset, limits: Limits, round_to: int,
+                      ignore: tuple[str, ...], use_cache: bool, quiet: bool) -> tuple[str, dict[str, dict]]:
+    """The measured rule of importance="auto": for each candidate criterion, measure
+    sensitivity, allocate at the budget, remove, and score the pruned model on the validation
+    data before any fine-tuning; the best score wins (ties: the cheaper, earlier candidate)."""
+    candidates = [c for c in AUTO_CANDIDATES
+                  if c != "bn" or any(has_batchnorm(graph, g) for g in graph.groups if g.prunable)]
+    rows: dict[str, dict] = {}
+    for crit in candidates:
+        t = time.perf_counter()
+        sens = analyze(model, graph, ds, importance=crit, round_to=round_to, quiet=quiet, use_cache=use_cache)
+        alloc = allocate(graph, predictor, sens, limits, round_to)
+        pruned = prune_structured(model, group_keep=alloc.keep, importance=crit, data=ds, ignore=ignore).model
+        rows[crit] = {"score_before_fine_tune": round(training.evaluate(pruned, ds), 6),
+                      "predicted_drop": round(alloc.predicted_drop, 6), "seconds": round(time.perf_counter() - t, 2)}
+    best = max(candidates, key=lambda c: (rows[c]["score_before_fine_tune"], -candidates.index(c)))
+    return best, rows
+
+
+def _fine_tune_one(student, teacher, ds: Dataset, ds_scored: Dataset, labels: bool, epochs: int, batch_size: int,
+                   config: training.DistillConfig | None, description: str, quiet: bool, callbacks=()) -> dict:
+    """Distil (config given) or train on the labels, in place. The student is left compiled for
+    `ds_scored` (a plain loss, so that the saved model loads without custom code)."""
+    if config is not None:
+        r = training.distill(student, teacher, ds, epochs, batch_size, config=config, labels=labels,
+                             early_stopping=EARLY_STOPPING, description=description, quiet=quiet,
+                             callbacks=callbacks)
+        training.compile_for(student, ds_scored)
+        return {"mode": "distill", "epochs_run": r.epochs_run, "temperature": r.temperature,
+                "teacher_weight": r.weight, "labels_used": r.labels_used}
+    training.compile_for(student, ds_scored)
+    r = training.train(student, ds_scored, epochs, batch_size, description=description, quiet=quiet,
+                       early_stopping=EARLY_STOPPING, callbacks=callbacks)
+    return {"mode": "labels" if labels else "teacher labels (top-1)", "epochs_run": r.epochs_run}
+
+
+def _fine_tune(student, teacher, ds: Dataset, ds_scored: Dataset, labels: bool, epochs: int, batch_size: int,
+               config: training.DistillConfig | None, mode, description: str, quiet: bool,
+               callbacks_for=lambda m: []) -> tuple[object, dict]:
+    """Fine-tune the pruned `student`; returns (the fine-tuned model, what was done).
+
+    mode True: distil; False: labels only; "auto" with labels: both, from the same start, and
+    keep the one with the better validation score (the measured rule; both scores reported);
+    "auto" without labels: distil from the teacher alone."""
+    if mode != "auto" or not labels or config is None:
+        cfg = config if mode else None
+        return student, _fine_tune_one(student, teacher, ds, ds_scored, labels, epochs, batch_size, cfg,
+                                       description, quiet, callbacks_for(student))
+    from tinyprune.tfsetup import keras
+
+    twin = keras.models.clone_model(student)
+    twin.set_weights(student.get_weights())
+    done_d = _fine_tune_one(student, teacher, ds, ds_scored, labels, epochs, batch_size, config,
+                            description + " (distil)", quiet, callbacks_for(student))
+    done_l = _fine_tune_one(twin, teacher, ds, ds_scored, labels, epochs, batch_size, None,
+                            description + " (labels)", quiet, callbacks_for(twin))
+    score_d, score_l = training.evaluate(student, ds_scored), training.evaluate(twin, ds_scored)
+    winner, done = (student, done_d) if score_d >= score_l else (twin, done_l)
+    return winner, {**done, "rule": "auto: the better validation score of distillation and labels only",
+                    "validation": {"distill": round(score_d, 6), "labels": round(score_l, 6)}}
+
+
 def prune_for_budget(model, ds: Dataset | None, out_dir: str | Path, *, flash_budget: str | None = None,
                      ram_budget: str | None = None, latency_budget: str | None = None, board: str | None = None,
-                     boards_file: str | None = None, margin: float = 0.0, epochs: int = 5,
-                     batch_size: int = 32, importance: str = "l1", round_to: int = 1,
+                     boards_file: str | None = None, margin: float = 0.0, budget: Budget | None = None,
+                     epochs: int = 5, batch_size: int = 32, importance: str = "auto", round_to: int = 1,
                      calibration: int = 300, name: str = "model", force: bool = False,
                      quiet: bool = False, console: Console | None = None, use_cache: bool = True,
                      allow_compress: bool = False, bits: int = COMPRESS_BITS, ignore: tuple[str, ...] = (),
-                     seed: int | None = None) -> BudgetResult:
-    """Prune `model` to meet the budgets and write OUT/ (see the module docstring).
+                     seed: int | None = None, distill: bool | str = "auto",
+                     temperature: float = training.DEFAULT_TEMPERATURE,
+                     distill_weight: float = training.DEFAULT_WEIGHT, iterative_steps: int = 1,
+                     step_epochs: int | None = None) -> BudgetResult:
+    """Prune `model` to meet the budget and write OUT/ (see the module docstring).
+
+    The budget is either `budget` (a `Budget.parse` result: the CLI parses once and passes it)
+    or the strings `flash_budget` / `ram_budget` / `latency_budget` / `board` (+ `boards_file`,
+    `margin`), parsed here once. `ds.y_train` / `ds.y_val` may be None (unlabelled data): the
+    fine-tune then learns from the teacher alone, and accuracies are agreement with the original.
 
     With `allow_compress`, when channel removal alone cannot meet the budget, the artifact is
     also clustered (tfmot, at most 2^bits values per channel) and LUT-compressed for TFLM
     (firmware_export.compress); the compressed .tflite is then what is measured and exported.
-
-    `seed` (when given) fixes TensorFlow's, NumPy's and Python's random state before any work.
+    `distill` fine-tunes against the original model (`temperature`, `distill_weight` = the
+    teacher term's share): True = always, False = labels only, "auto" (default) = with labels,
+    fine-tune both ways from the same start and keep the better validation score; without
+    labels, distil from the teacher alone. `iterative_steps` > 1 prunes in that many
+    prune -> fine-tune -> re-measure steps; intermediate steps fine-tune `step_epochs`
+    (default max(1, epochs // 2)). `seed` fixes every source of randomness the job controls.
 
     Raises BudgetError when no allocation can meet the budget (with the smallest achievable),
-    DataError without validation data, BoardError for an unknown board.
+    DataError without validation data, BoardError for an unknown board, ConfigError for bad
+    settings.
     """
     console = console or Console(stderr=True, quiet=quiet)
     out_dir = Path(out_dir)
     check_writable(out_dir, force)
     model = as_tf_keras(model, ds)  # a Keras 3 model is translated (and checked) first
-    check_request(flash_budget, ram_budget, latency_budget, board, boards_file, margin, round_to, ds is not None)
+    if budget is None:
+        budget = Budget.parse(flash_budget, ram_budget, latency_budget, board, boards_file, margin)
+    elif any((flash_budget, ram_budget, latency_budget, board, boards_file)):
+        raise ConfigError("give the budget either as budget=Budget.parse(...) or as strings, not both")
+    check_job(round_to, ds is not None)
     if epochs < 0:
         raise ConfigError(f"--epochs must be >= 0, got {epochs}")
-    if round_to < 1 or batch_size < 1:
-        raise ConfigError(f"--round-to and --batch-size must be >= 1, got {round_to} and {batch_size}")
+    if batch_size < 1:
+        raise ConfigError(f"--batch-size must be >= 1, got {batch_size}")
+    if iterative_steps < 1:
+        raise ConfigError(f"--iterative-steps must be >= 1, got {iterative_steps}")
+    if step_epochs is not None and step_epochs < 0:
+        raise ConfigError(f"--step-epochs must be >= 0, got {step_epochs}")
+    if importance not in IMPORTANCES:
+        raise ConfigError(f"unknown importance {importance!r} for a budget; use one of {', '.join(IMPORTANCES)}")
+    if distill not in (True, False, "auto"):
+        raise ConfigError(f"distill must be True, False or 'auto', got {distill!r}")
+    config = training.DistillConfig(temperature, distill_weight) if distill else None
+    if config is not None:
+        config.validate()
     unknown = [n for n in ignore if n not in {layer.name for layer in model.layers}]
     if unknown:
         raise ConfigError(f"--ignore: no layer named {', '.join(unknown)} in the model")
-    if seed is not None:
-        from tinyprune.tfsetup import keras
+    with training.reproducible(seed) as seeded:
+        return _search(model, ds, out_dir, budget, epochs=epochs, batch_size=batch_size, importance=importance,
+                       round_to=round_to, calibration=calibration, name=name, force=force, quiet=quiet,
+                       console=console, use_cache=use_cache, allow_compress=allow_compress, bits=bits,
+                       ignore=tuple(ignore), config=config, distill=distill, iterative_steps=iterative_steps,
+                       step_epochs=max(1, epochs // 2) if step_epochs is None else step_epochs, seeded=seeded)
 
-        keras.utils.set_random_seed(seed)
-    boards = load_boards(boards_file)
-    the_board = select_boards(boards, [board], False)[0] if board else None
+
+def _search(model, ds: Dataset, out_dir: Path, asked: Budget, *, epochs, batch_size, importance, round_to,
+            calibration, name, force, quiet, console, use_cache, allow_compress, bits, ignore, config, distill,
+            iterative_steps, step_epochs, seeded) -> BudgetResult:
     seconds: dict[str, float] = {}
     t_all = time.perf_counter()
+    labels = ds.y_train is not None and ds.y_val is not None
+    board = asked.board
 
-    # 1. the original, measured
+    # 1. the original, measured; the budget resolved against it (once)
     t = time.perf_counter()
-    training.compile_for(model, ds)
+    ds_scored = ds if labels else _teacher_labelled(model, ds)
+    training.compile_for(model, ds_scored)
     original_tflite = quantize_int8(model, ds.x_train, calibration)
-    original = measure(original_tflite, the_board)
-    targets = resolve_targets(flash_budget, ram_budget, latency_budget, the_board, margin, original)
+    original = measure(original_tflite, board)
+    budget = asked.resolve(original)
     seconds["measure original"] = round(time.perf_counter() - t, 2)
     console.print(f"original: {original.int8_bytes:,} B int8, arena {original.arena_bytes:,} B, "
-                  f"RAM {original.ram_bytes:,} B" + (f", ~{original.latency_ms:.1f} ms on {the_board.name}"
-                                                     if the_board else ""))
-    console.print(f"budget: {targets.describe()}")
+                  f"RAM {original.ram_bytes:,} B" + (f", ~{original.latency_ms:.1f} ms on {board.name}"
+                                                     if board else ""))
+    console.print(f"budget: {budget.describe()}")
+    run = BudgetRun(status="unchanged", original_model=model, final_model=model, final_tflite=original_tflite,
+                    original=original, final=original, budget=budget, ds=ds_scored, out_dir=out_dir, name=name,
+                    force=force, seconds=seconds, t_all=t_all, calibration=calibration, console=console,
+                    seed=seeded.to_dict(), labels="given" if labels else "none: teacher only")
 
     # 2. nothing to do
-    if not targets.misses(original):
+    if budget.met_by(original):
         console.print("[green]the original model already meets the budget: nothing to prune; "
                       "it is written unchanged[/]")
-        return _write(model, model, original_tflite, original, original, targets, {}, [], None, ds, the_board,
-                      boards, out_dir, name, force, seconds, t_all, "unchanged", console, calibration)
+        return write_result(run)
 
     # 3. graph, predictor, feasibility (before any training)
     t = time.perf_counter()
-    outputs = {tensor._keras_history.layer.name for tensor in model.outputs}
-    graph = build_graph(model, tuple(outputs | set(ignore)))
-    predictor = SizePredictor(model, graph, original.int8_bytes, original.arena_bytes,
-                              original.arena_head_bytes)
-    base_limits = _limits(targets, original, {})
+    graph = _graph(model, ignore)
+    predictor = SizePredictor(model, graph, original.int8_bytes, original.arena_bytes, original.arena_head_bytes)
+    base_limits = _limits(budget, original, {})
     small = smallest(graph, predictor, round_to)
-    compress_bits = None
     factors: dict[str, float] = {}
-    if base_limits.deficits(small):
-        why = (f"budget {targets.describe()} cannot be met by removing channels: the smallest model is about "
-               f"{small.int8_bytes / 1024:.1f} KB int8 with a {small.arena_bytes / 1024:.1f} KB arena "
-               f"(RAM {(small.arena_bytes + original.ram_bytes - original.arena_bytes) / 1024:.1f} KB)")
-        if not allow_compress:
-            hint = "; --allow-compress may reach it" if "int8_bytes" in base_limits.deficits(small) else ""
-            raise BudgetError(why + hint)
-        compress_bits = bits
-        factors = compression_factors(model, ds, bits, original_tflite)
-        if base_limits.scaled(factors).deficits(small):
-            raise BudgetError(why + f", and {bits}-bit LUT compression brings the model to only about "
-                              f"{small.int8_bytes / factors['int8_bytes'] / 1024:.1f} KB")
-        console.print(f"[yellow]channel removal alone cannot meet the budget: adding {bits}-bit TFLM LUT "
-                      f"compression (measured on the original: x{1 / factors['int8_bytes']:.2f} flash, "
-                      f"x{1 / factors['arena_bytes']:.2f} arena). {EXPERIMENTAL_NOTE}[/]")
+    moves = None
+    choices: dict = {"compression": {"allowed": allow_compress, "used": False,
+                                     "why": "not allowed (--allow-compress)" if not allow_compress else ""}}
+    if base_limits.deficits(small) and not allow_compress:
+        hint = "; --allow-compress may reach it" if "flash_bytes" in base_limits.deficits(small) else ""
+        raise BudgetError(_too_small(budget, small, original) + hint)
+    if allow_compress:
+        t_moves = time.perf_counter()
+        moves = joint.measure_moves(model, ds_scored, predictor, bits, ignore=ignore)
+        choices["compression"]["moves_measured"] = {f"{m.layer} {m.label}": m.drop for m in moves.moves}
+        choices["compression"]["seconds"] = round(time.perf_counter() - t_moves, 2)
+        small_joint = smallest(graph, predictor, round_to, moves)
+        # necessary, not sufficient: flash with every layer compressed, arena with none (DECODE adds arena);
+        # the allocator then looks for a mix that meets both
+        if "flash_bytes" in base_limits.deficits(small_joint) or set(base_limits.deficits(small)) - {"flash_bytes"}:
+            raise BudgetError(_too_small(budget, small, original) + f", and with every layer PRUNE/LUT compressed "
+                              f"about {small_joint.flash_bytes / 1024:.1f} KB with a "
+                              f"{small_joint.arena_bytes / 1024:.1f} KB arena (DECODE's decoded weights count "
+                              "against RAM)")
     seconds["graph + predictor"] = round(time.perf_counter() - t, 2)
 
-    # 4. sensitivity
-    t = time.perf_counter()
-    sens = analyze(model, graph, ds, importance=importance, round_to=round_to, quiet=quiet, use_cache=use_cache)
-    seconds["sensitivity"] = round(time.perf_counter() - t, 2)
-    if not quiet:
-        sens.render(console, top=12)
-
-    # 5. allocate, remove, measure the artifact, tighten
-    t = time.perf_counter()
-    rounds = []
-    for i in range(MAX_ROUNDS):
-        alloc = allocate(graph, predictor, sens, _limits(targets, original, {}).scaled(factors), round_to)
-        pruned = prune_structured(model, group_keep=alloc.keep, importance=importance, data=ds, ignore=ignore)
-        quick, _, _ = artifact(pruned.model, ds, QUICK_CALIBRATION, compress_bits, cluster_epochs=0)
-        got = measure(quick, the_board)
-        miss = targets.misses(got)
-        rounds.append({"round": i + 1, "keep": alloc.keep, "predicted_int8_bytes": alloc.prediction.int8_bytes,
-                       "predicted_arena_bytes": alloc.prediction.arena_bytes, "predicted_drop": alloc.predicted_drop,
-                       "measured": asdict(got), "misses": {k: list(v) for k, v in miss.items()}})
-        console.print(f"round {i + 1}: predicted {alloc.prediction.int8_bytes:,} B / arena "
-                      f"{alloc.prediction.arena_bytes:,} B; measured {got.int8_bytes:,} B / arena "
-                      f"{got.arena_bytes:,} B" + ("  [green]fits[/]" if not miss else "  [yellow]misses[/]"))
-        if not miss:
-            break
-        for resource, ratio in _tighten(miss, got).items():
-            factors[resource] = factors.get(resource, 1.0) * ratio * TIGHTEN_SLACK
+    # 4. importance
+    if importance == "auto":
+        t = time.perf_counter()
+        importance, measured = choose_importance(model, graph, predictor, ds_scored, base_limits,
+                                                 round_to, ignore, use_cache, quiet)
+        seconds["importance choice"] = round(time.perf_counter() - t, 2)
+        choices["importance"] = {"chosen": importance, "rule": "best validation score of the allocated, pruned "
+                                 "model before fine-tuning", "candidates": measured}
+        console.print(f"importance: {importance} (" + ", ".join(
+            f"{c} {m['score_before_fine_tune']:.4f}" for c, m in measured.items()) + " before fine-tuning)")
     else:
-        raise BudgetError(f"after {MAX_ROUNDS} rounds the artifact still misses {targets.describe()}; "
-                          "try a looser budget or a smaller --round-to")
-    seconds["allocate + remove"] = round(time.perf_counter() - t, 2)
+        choices["importance"] = {"chosen": importance, "rule": "given"}
+    choices["fine_tune"] = ({"mode": "auto" if distill == "auto" and labels else "distill",
+                             "temperature": config.temperature, "teacher_weight": config.weight if labels else 1.0,
+                             "labels": labels} if config is not None else {"mode": "labels", "labels": labels})
+    choices["iterative"] = {"steps": iterative_steps, "step_epochs": step_epochs if iterative_steps > 1 else None,
+                            "final_epochs": epochs}
 
-    # 6. fine-tune, convert, check again
+    # 5-6. prune in steps, fine-tune after each
+    current, current_m = model, original
+    steps, rounds, sens, alloc = [], [], None, None
+    masks: dict = {}
+    for step in range(1, iterative_steps + 1):
+        last = step == iterative_steps
+        t_step = time.perf_counter()
+        target = budget if last else budget.toward(original, step / iterative_steps)
+        prefix = f"step {step}: " if iterative_steps > 1 else ""
+        if step > 1:
+            graph = _graph(current, ignore)
+            predictor = SizePredictor(current, graph, current_m.int8_bytes, current_m.arena_bytes,
+                                      current_m.arena_head_bytes)
+        t = time.perf_counter()
+        sens = analyze(current, graph, ds_scored, importance=importance, round_to=round_to, quiet=quiet,
+                       use_cache=use_cache)
+        seconds[prefix + "sensitivity"] = round(time.perf_counter() - t, 2)
+        if not quiet and step == 1:
+            sens.render(console, top=12)
+        t = time.perf_counter()
+        if last:
+            if moves is not None:
+                moves.reindex(predictor)
+            pruned, alloc, rounds = _remove_measured(current, graph, predictor, sens, target, current_m, factors,
+                                                     moves, bits, ds_scored, importance, round_to, ignore,
+                                                     console, prefix)
+            masks = joint.apply_moves(pruned, {k: m for k, m in alloc.compress.items() if m.method == "prune"},
+                                      cluster=False)
+        else:
+            alloc = allocate(graph, predictor, sens, _limits(target, current_m, {}), round_to)
+            pruned = prune_structured(current, group_keep=alloc.keep, importance=importance, data=ds_scored,
+                                      ignore=ignore).model
+        seconds[prefix + "allocate + remove"] = round(time.perf_counter() - t, 2)
+        t = time.perf_counter()
+        chosen_moves = alloc.compress if last else {}
+        tuned, done = _fine_tune(pruned, model, ds, ds_scored, labels, epochs if last else step_epochs, batch_size,
+                                 config, distill, prefix + "fine-tuning", quiet,
+                                 lambda m: [joint.mask_callback(m, chosen_moves, masks)] if chosen_moves else [])
+        seconds[prefix + "fine-tune"] = round(time.perf_counter() - t, 2)
+        row = {"step": step, "targets": {"flash_bytes": target.flash_bytes, "ram_bytes": target.ram_bytes,
+                                         "latency_ms": target.latency_ms},
+               "keep": dict(alloc.keep), "predicted_flash_bytes": alloc.prediction.flash_bytes,
+               "predicted_drop": round(alloc.predicted_drop, 6), "fine_tune": done,
+               "score_after_fine_tune": round(training.evaluate(tuned, ds_scored), 6)}
+        if not last:
+            quick = quantize_int8(tuned, ds.x_train, QUICK_CALIBRATION)
+            current_m = measure(quick, board)
+            row["measured_int8_bytes"] = current_m.int8_bytes
+            current = tuned
+        row["seconds"] = round(time.perf_counter() - t_step, 2)
+        steps.append(row)
+        if iterative_steps > 1:
+            console.print(f"step {step}/{iterative_steps}: validation {row['score_after_fine_tune']:.4f} "
+                          f"({row['seconds']:.0f} s)")
+
+    # 7. convert, check again, write
     t = time.perf_counter()
-    tuned = pruned.model
-    training.compile_for(tuned, ds)
-    training.train(tuned, ds, epochs, batch_size, description="fine-tuning", quiet=quiet,
-                   early_stopping=EARLY_STOPPING)
-    seconds["fine-tune"] = round(time.perf_counter() - t, 2)
-    t = time.perf_counter()
-    final_tflite, final_int8, final_keras = artifact(tuned, ds, calibration, compress_bits,
-                                                     cluster_epochs=CLUSTER_EPOCHS, quiet=quiet)
-    final = measure(final_tflite, the_board)
-    if targets.misses(final):  # sizes do not depend on trained values; this guards converter surprises
-        what = ", ".join(f"{k} {v:,.0f} > {lim:,.0f}" for k, (v, lim) in targets.misses(final).items())
+    final_tflite, final_int8, final_keras = artifact(tuned, ds_scored, calibration, alloc.compress, bits, masks)
+    if allow_compress:
+        c = choices["compression"]
+        c["used"] = bool(alloc.compress)
+        c["layers"] = {k: m.label for k, m in alloc.compress.items()}
+        c["why"] = ("the allocator found compressing these layers cheaper per byte than removing channels"
+                    if alloc.compress else "removing channels was cheaper per byte than any compression move")
+    final = measure(final_tflite, board)
+    if not budget.met_by(final):  # sizes do not depend on trained values; this guards converter surprises
+        what = ", ".join(f"{k} {v:,.0f} > {lim:,.0f}" for k, (v, lim) in budget.misses(final).items())
         raise BudgetError(f"the fine-tuned artifact misses the budget ({what}); nothing was written: "
                           "retry with --margin 0.02")
     seconds["convert + measure"] = round(time.perf_counter() - t, 2)
-    return _write(model, final_keras, final_tflite, original, final, targets, alloc.keep, rounds, sens, ds,
-                  the_board, boards, out_dir, name, force, seconds, t_all, "pruned", console, calibration,
-                  original_tflite=original_tflite, compressed_from=final_int8 if compress_bits else None,
-                  bits=compress_bits)
+    run.status, run.final_model, run.final_tflite, run.final = "pruned", final_keras, final_tflite, final
+    run.keep, run.rounds, run.sens, run.choices, run.steps = alloc.keep, rounds, sens, choices, steps
+    run.original_tflite, run.compressed_from, run.bits = original_tflite, (final_int8 if alloc.compress else None), \
+        bits
+    run.compress_layers = {k: m.label for k, m in alloc.compress.items()}
+    return write_result(run)
 
 
-def _write(model, final_model, final_tflite: bytes, original: Measured, final: Measured, targets: Targets,
-           keep: dict, rounds: list, sens, ds: Dataset, board: Board | None, boards: dict, out_dir: Path,
-           name: str, force: bool, seconds: dict, t_all: float, status: str, console: Console,
-           calibration: int, original_tflite: bytes | None = None, compressed_from: bytes | None = None,
-           bits: int | None = None) -> BudgetResult:
+def _remove_measured(current, graph, predictor: SizePredictor, sens: Sensitivity, budget: Budget,
+                     current_m: Measured, factors: dict[str, float], moves, bits: int, ds: Dataset,
+                     importance: str, round_to: int, ignore: tuple[str, ...], console: Console,
+                     prefix: str) -> tuple[object, Allocation, list[dict]]:
+    """Allocate, remove, convert and measure the artifact; tighten the predicted limits by
+    any miss and repeat (at most MAX_ROUNDS). `factors` is updated in place."""
+    rounds = []
+    for i in range(MAX_ROUNDS):
+        alloc = allocate(graph, predictor, sens, _limits(budget, current_m, factors), round_to, moves)
+        pruned = prune_structured(current, group_keep=alloc.keep, importance=importance, data=ds, ignore=ignore)
+        quick, _, _ = artifact(pruned.model, ds, QUICK_CALIBRATION, alloc.compress, bits)
+        got = measure(quick, budget.board)
+        miss = budget.misses(got)
+        rounds.append({"round": i + 1, "keep": alloc.keep, "predicted_flash_bytes": alloc.prediction.flash_bytes,
+                       "predicted_arena_bytes": alloc.prediction.arena_bytes, "predicted_drop": alloc.predicted_drop,
+                       "compress": {k: m.label for k, m in alloc.compress.items()},
+                       "measured": asdict(got), "misses": {k: list(v) for k, v in miss.items()}})
+        console.print(f"{prefix}round {i + 1}: predicted {alloc.prediction.flash_bytes:,} B / arena "
+                      f"{alloc.prediction.arena_bytes:,} B; measured {got.int8_bytes:,} B / arena "
+                      f"{got.arena_bytes:,} B" + ("  [green]fits[/]" if not miss else "  [yellow]misses[/]"))
+        if not miss:
+            return pruned.model, alloc, rounds
+        limits = _limits(budget, current_m, factors)
+        for resource, ratio in _tighten(miss, got).items():
+            # aim the predicted limit below what this allocation was predicted to need, by the miss
+            aim = getattr(alloc.prediction, resource) * ratio * TIGHTEN_SLACK
+            factors[resource] = factors.get(resource, 1.0) * min(ratio * TIGHTEN_SLACK, aim / getattr(limits, resource))
+    raise BudgetError(f"after {MAX_ROUNDS} rounds the artifact still misses {budget.describe()}; "
+                      "try a looser budget or a smaller --round-to")
+
+
+@dataclass
+class BudgetRun:
+    """Everything the writer needs about one finished budget job (the writer's only input)."""
+
+    status: str
+    original_model: object
+    final_model: object
+    final_tflite: bytes
+    original: Measured
+    final: Measured
+    budget: Budget
+    ds: Dataset  # with labels (the teacher's when the data had none)
+    out_dir: Path
+    name: str
+    force: bool
+    seconds: dict
+    t_all: float
+    calibration: int
+    console: Console
+    keep: dict = field(default_factory=dict)
+    rounds: list = field(default_factory=list)
+    sens: Sensitivity | None = None
+    original_tflite: bytes | None = None
+    compressed_from: bytes | None = None  # the int8 .tflite before LUT compression
+    bits: int | None = None
+    compress_layers: dict = field(default_factory=dict)  # layer -> "prune@0.75" / "lut@4"
+    choices: dict = field(default_factory=dict)
+    steps: list = field(default_factory=list)
+    seed: dict = field(default_factory=dict)
+    labels: str = "given"
+
+
+def write_result(run: BudgetRun) -> BudgetResult:
+    """Check parity, build the report and write OUT/ atomically (model, .tflite, C, reports)."""
     from firmware_export.cexport import export_c
     from tinyprune.quantize.parity import parity_report
 
     t = time.perf_counter()
+    ds, console = run.ds, run.console
     # ai-edge-litert cannot run TFLM's DECODE op: parity is taken on the int8 model before LUT
     # compression, and the compressed model's TFLM outputs are checked bit-identical to it.
-    parity = parity_report(final_model, compressed_from or final_tflite, ds.x_val, ds.y_val)
+    parity = parity_report(run.final_model, run.compressed_from or run.final_tflite, ds.x_val, ds.y_val)
     compression = None
-    if compressed_from is not None:
-        same = bool(np.array_equal(tflm.run(final_tflite, ds.x_val), tflm.run(compressed_from, ds.x_val)))
-        compression = {"method": "tflm-lut", "bits": bits, "int8_bytes": len(compressed_from),
-                       "compressed_bytes": len(final_tflite), "tflm_outputs_bit_identical": same,
-                       "note": EXPERIMENTAL_NOTE}
+    if run.compressed_from is not None:
+        same = bool(np.array_equal(tflm.run(run.final_tflite, ds.x_val), tflm.run(run.compressed_from, ds.x_val)))
+        compression = {"method": "tflm-decode", "layers": run.compress_layers, "bits": run.bits,
+                       "int8_bytes": len(run.compressed_from), "compressed_bytes": len(run.final_tflite),
+                       "arena_bytes_int8": tflm.measure_arena(run.compressed_from).target_bytes,
+                       "arena_bytes_compressed": run.final.arena_bytes,
+                       "tflm_outputs_bit_identical": same, "note": EXPERIMENTAL_NOTE}
     original_tflm = parity.tflm_accuracy
-    if original_tflite is not None and ds.is_classification:  # top-1 of raw int8 outputs is the class
-        original_tflm = training.score(tflm.run(original_tflite, ds.x_val), ds.y_val)
-    elif original_tflite is not None:
+    if run.original_tflite is not None and ds.is_classification:  # top-1 of raw int8 outputs is the class
+        original_tflm = training.score(tflm.run(run.original_tflite, ds.x_val), ds.y_val)
+    elif run.original_tflite is not None:
         original_tflm = None  # no class labels: accuracy is not defined (parity reports agreement)
-    accuracy = {"original_float": training.evaluate(model, ds), "original_int8_tflm": original_tflm,
+    accuracy = {"original_float": training.evaluate(run.original_model, ds), "original_int8_tflm": original_tflm,
                 **{k: v for k, v in parity.to_dict().items()}}
-    fit_boards = [board] if board else select_boards(boards, list(DEFAULT_BOARDS), False)
-    fit = fit_model(final_tflite, fit_boards)
-    layers = layer_table(model, final_model)
-    seconds["report"] = round(time.perf_counter() - t, 2)
-    seconds["total"] = round(time.perf_counter() - t_all, 2)
-    result = BudgetResult(status, asdict(targets), asdict(original), asdict(final), keep, rounds, accuracy, layers,
-                          json.loads(fit.to_json()), seconds, str(out_dir), compression=compression)
-    with staged_dir(out_dir, force=force) as tmp:
-        final_model.save(tmp / "model.h5", include_optimizer=False)
-        if wants_keras3(model):  # the input was Keras 3: the pruned float model as Keras 3 too
-            save_keras3(final_model, tmp / KERAS3_FILE)
-        (tmp / "model_int8.tflite").write_bytes(compressed_from or final_tflite)
-        if compressed_from is not None:
-            (tmp / "model_int8_lut.tflite").write_bytes(final_tflite)
-        export_c(final_tflite, tmp / "firmware", name=name)
-        if sens is not None:
-            (tmp / "sensitivity.json").write_text(json.dumps(sens.to_dict(), indent=2) + "\n")
-            sens.plot(tmp / "sensitivity.png")
+    board = run.budget.board
+    fit_boards = [board] if board else select_boards(run.budget.boards, list(DEFAULT_BOARDS), False)
+    fit = fit_model(run.final_tflite, fit_boards)
+    layers = layer_table(run.original_model, run.final_model)
+    run.seconds["report"] = round(time.perf_counter() - t, 2)
+    run.seconds["total"] = round(time.perf_counter() - run.t_all, 2)
+    result = BudgetResult(run.status, run.budget.to_dict(), asdict(run.original), asdict(run.final), run.keep,
+                          run.rounds, accuracy, layers, json.loads(fit.to_json()), run.seconds, str(run.out_dir),
+                          compression=compression, choices=run.choices, steps=run.steps, seed=run.seed,
+                          labels=run.labels)
+    with staged_dir(run.out_dir, force=run.force) as tmp:
+        run.final_model.save(tmp / "model.h5", include_optimizer=False)
+        if wants_keras3(run.original_model):  # the input was Keras 3: the pruned float model as Keras 3 too
+            save_keras3(run.final_model, tmp / KERAS3_FILE)
+        (tmp / "model_int8.tflite").write_bytes(run.compressed_from or run.final_tflite)
+        if run.compressed_from is not None:
+            (tmp / "model_int8_lut.tflite").write_bytes(run.final_tflite)
+        export_c(run.final_tflite, tmp / "firmware", name=run.name)
+        if run.sens is not None:
+            (tmp / "sensitivity.json").write_text(json.dumps(run.sens.to_dict(), indent=2) + "\n")
+            run.sens.plot(tmp / "sensitivity.png")
         result.files = sorted(str(p.relative_to(tmp)) for p in tmp.rglob("*") if p.is_file()) + \
             ["report.json", "report.md"]
         (tmp / "report.json").write_text(json.dumps(result.to_dict(), indent=2) + "\n")
@@ -466,10 +654,11 @@ def render_markdown(r: BudgetResult) -> str:
         lines.append(f"| estimated latency ms | {o['latency_ms']:.2f} | {f['latency_ms']:.2f} |")
     if r.compression:
         c = r.compression
-        lines += ["", f"The artifact is {c['bits']}-bit TFLM LUT compressed: {c['int8_bytes']:,} B int8 -> "
-                  f"{c['compressed_bytes']:,} B; its TFLM outputs are "
-                  f"{'bit-identical to' if c['tflm_outputs_bit_identical'] else 'DIFFERENT from'} the int8 model's. "
-                  f"The arena includes the decoded weights. {c['note']}.", ""]
+        lines += ["", f"The artifact is TFLM DECODE compressed ({', '.join(f'{k} {v}' for k, v in c['layers'].items())}): "
+                  f"{c['int8_bytes']:,} B int8 -> {c['compressed_bytes']:,} B; arena {c['arena_bytes_int8']:,} B -> "
+                  f"{c['arena_bytes_compressed']:,} B (the decoded weights live in the arena, counted against RAM); its "
+                  f"TFLM outputs are {'bit-identical to' if c['tflm_outputs_bit_identical'] else 'DIFFERENT from'} the "
+                  f"int8 model's. {c['note']}.", ""]
     lines += [f"| accuracy, float Keras | {pct(a['original_float'])} | {pct(a['float_accuracy'])} |",
               f"| accuracy, int8 in TFLM | {pct(a['original_int8_tflm'])} | {pct(a['tflm_accuracy'])} |",
               f"| accuracy, int8 in TFLite | - | {pct(a['tflite_accuracy'])} |", "",
@@ -486,9 +675,61 @@ def render_markdown(r: BudgetResult) -> str:
         lines.append(f"| {b['board']} | {b['flash_bytes']:,} / {b['flash_available']:,} | {b['ram_bytes']:,} / "
                      f"{b['ram_available']:,} | {b['latency_ms']:.2f} ({b['latency_ms_low']:.2f}-"
                      f"{b['latency_ms_high']:.2f}) | {'yes' if b['fits'] else 'no: ' + b['overshoot']} |")
+    lines += ["", "## Choices", ""] + render_choices(r)
     lines += ["", "## Time", "", "| stage | s |", "| --- | ---: |"]
     lines += [f"| {k} | {v} |" for k, v in r.seconds.items()]
     return "\n".join(lines) + "\n"
+
+
+def render_choices(r: BudgetResult) -> list[str]:
+    """report.md lines: every choice the job made, why, and what it cost."""
+    c, lines = r.choices, []
+    seed = r.seed or {}
+    lines.append(f"- seed: {seed.get('seed')}" + (f" (Python, NumPy and TF seeded, TF op determinism on; "
+                                                 f"{seed.get('note')})" if seed.get("seed") is not None
+                                                 else f" ({seed.get('note', 'not reproducible')})"))
+    lines.append(f"- labels: {r.labels}" + ("" if r.labels == "given" else
+                                           " (accuracies above are agreement with the original model)"))
+    imp = c.get("importance")
+    if imp:
+        cand = imp.get("candidates")
+        lines.append(f"- importance: {imp['chosen']} ({imp['rule']})" + ("" if not cand else ": " + ", ".join(
+            f"{k} {v['score_before_fine_tune']:.4f} in {v['seconds']:.1f} s" for k, v in cand.items())))
+    ft = c.get("fine_tune")
+    if ft:
+        kd = f"distillation from the unpruned model (T={ft.get('temperature')}, teacher weight {ft.get('teacher_weight')})"
+        if ft["mode"] == "auto":
+            last = r.steps[-1]["fine_tune"] if r.steps else {}
+            v = last.get("validation", {})
+            lines.append(f"- fine-tuning: the better by validation score of {kd} and labels only: chose "
+                         f"{last.get('mode')} (distillation {v.get('distill', float('nan')):.4f}, labels only "
+                         f"{v.get('labels', float('nan')):.4f})")
+        else:
+            lines.append("- fine-tuning: " + (kd if ft["mode"] == "distill" else "labels only (no distillation)"))
+    it = c.get("iterative")
+    if it:
+        lines.append(f"- steps: {it['steps']}" + ("" if it["steps"] == 1 else
+                                                 f" ({it['step_epochs']} epochs each, the last {it['final_epochs']})"))
+    comp = c.get("compression")
+    if comp:
+        layers = ", ".join(f"{k} {v}" for k, v in comp.get("layers", {}).items())
+        lines.append("- compression: " + (f"TFLM DECODE on {layers}" if comp["used"] else "none")
+                     + f" ({comp['why']})")
+        if comp.get("moves_measured"):
+            lines.append("  - measured drop per move (no fine-tuning): " + ", ".join(
+                f"{k} {v:+.4f}" for k, v in comp["moves_measured"].items()))
+    if len(r.steps) > 1:
+        lines += ["", "| step | flash target B | predicted B | validation after fine-tune | epochs | s |",
+                  "| ---: | ---: | ---: | ---: | ---: | ---: |"]
+        for st in r.steps:
+            lines.append(f"| {st['step']} | {_fmt_bytes(st['targets']['flash_bytes'])} | "
+                         f"{st['predicted_flash_bytes']:,} | {st['score_after_fine_tune']:.4f} | "
+                         f"{st['fine_tune']['epochs_run']} | {st['seconds']} |")
+    return lines
+
+
+def _fmt_bytes(v: float | None) -> str:
+    return "-" if v is None else f"{v:,.0f}"
 
 
 def render_console(r: BudgetResult, console: Console) -> None:

@@ -333,7 +333,7 @@ def check_sweep(budgets: list[str], boards: list[str] | None = None, boards_file
     """Reject a sweep that cannot work before any model is loaded; returns the board names
     (canonical spelling; [None] without boards)."""
     from firmware_export.boards import load_boards, select_boards
-    from tinyprune.budget.limits import check_request
+    from tinyprune.budget.limits import Budget, check_job
 
     if not budgets:
         raise BudgetError("give at least one budget, e.g. --budgets 75%,50%,25%")
@@ -344,7 +344,8 @@ def check_sweep(budgets: list[str], boards: list[str] | None = None, boards_file
         known = load_boards(boards_file)
         board_names = [b.name for b in select_boards(known, list(dict.fromkeys(boards)), False)]
     for board in board_names:
-        check_request(budgets[0], None, None, board, boards_file, 0.0, round_to, True)
+        Budget.parse(budgets[0], board=board, boards_file=boards_file)
+    check_job(round_to, True)
     if epochs < 0 or retries < 0:
         raise ConfigError(f"--epochs and retries must be >= 0, got {epochs} and {retries}")
     if batch_size < 1:

@@ -1,8 +1,9 @@
 """`tinyprune prune budget MODEL --flash-budget 25% [--ram-budget ...] [--board B] --data D -o OUT`.
 
-A thin wrapper over `tinyprune.budget.search.prune_for_budget`: it checks the request before
-TensorFlow starts, loads the model and data, runs the search, prints the result (or JSON with
---json). The older spelling `tinyprune prune MODEL --flash-budget ...` routes here.
+A thin wrapper over `tinyprune.budget.search.prune_for_budget`: it parses the budget once
+(`Budget.parse`, before TensorFlow starts), loads the model (a hostile or broken file is refused
+before TensorFlow too) and data, runs the search with the parsed budget, prints the result (or
+JSON with --json). The older spelling `tinyprune prune MODEL --flash-budget ...` routes here.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from pathlib import Path
 import click
 
 from tinyprune.cli import options
+from tinyprune.training.limits import DEFAULT_TEMPERATURE, DEFAULT_WEIGHT
 
 
 def model_name(path: str) -> str:
@@ -31,19 +33,39 @@ def model_name(path: str) -> str:
 @click.option("--boards-file", default=None, help="Extra board profiles (TOML).")
 @click.option("--margin", type=float, default=0.0, show_default=True,
               help="Safety margin as a fraction of the budget, in [0, 1).")
-@click.option("--allow-compress", is_flag=True, help="Allow magnitude + LUT compression if removal alone misses.")
+@click.option("--allow-compress", is_flag=True,
+              help="Allow TFLM-decoded compression (PRUNE, LUT) per layer where it costs less accuracy than removal.")
 @options.lut_bits()
-@options.channel_selection()
+@click.option("--importance", type=click.Choice(["auto", "l1", "l2", "bn", "taylor", "random"]), default="auto",
+              show_default=True, help="Channel importance (auto: the best of l1, bn, taylor on validation).")
+@click.option("--round-to", type=click.IntRange(1, 4096), default=1, show_default=True,
+              help="Keep channel counts multiples of N.")
+@click.option("--ignore", multiple=True, help="Layer to leave untouched (repeatable).")
+@click.option("--seed", type=click.IntRange(0, 2 ** 31 - 1), default=None,
+              help="Fix every source of randomness the job controls (data order, init, TF op determinism).")
+@click.option("--distill", type=click.Choice(["auto", "on", "off"]), default="auto", show_default=True,
+              help="Fine-tune from the unpruned model as teacher (auto: with and without, keep the better).")
+@click.option("--temperature", type=click.FloatRange(min=0, min_open=True), default=DEFAULT_TEMPERATURE,
+              show_default=True, help="Distillation temperature.")
+@click.option("--distill-weight", type=click.FloatRange(0, 1), default=DEFAULT_WEIGHT, show_default=True,
+              help="The teacher's share of the loss (the labels' is 1 - it).")
+@click.option("--iterative-steps", type=click.IntRange(1, 20), default=1, show_default=True,
+              help="Prune toward the budget in N steps, fine-tuning and re-measuring between them.")
+@click.option("--step-epochs", type=click.IntRange(0, 1000), default=None,
+              help="Fine-tuning epochs between iterative steps (default: from --epochs).")
 def budget(model: str, data: str | None, epochs: int, batch_size: int, output: str, force: bool, as_json: bool,
            unsafe_load: bool, quiet: bool, flash_budget: str | None, ram_budget: str | None,
            latency_budget: str | None, board: str | None, boards_file: str | None, margin: float,
-           allow_compress: bool, bits: int, importance: str, round_to: int, ignore: tuple[str, ...]) -> None:
+           allow_compress: bool, bits: int, importance: str, round_to: int, ignore: tuple[str, ...],
+           seed: int | None, distill: str, temperature: float, distill_weight: float, iterative_steps: int,
+           step_epochs: int | None) -> None:
     """Remove filters until MODEL fits the budgets, losing the least accuracy; write OUT/."""
     from rich.console import Console
 
-    from tinyprune.budget.limits import check_request
+    from tinyprune.budget.limits import Budget, check_job
 
-    check_request(flash_budget, ram_budget, latency_budget, board, boards_file, margin, round_to, bool(data))
+    parsed = Budget.parse(flash_budget, ram_budget, latency_budget, board, boards_file, margin)  # the one parse
+    check_job(round_to, bool(data))
 
     from tinyprune.load.model import load_model
 
@@ -55,9 +77,10 @@ def budget(model: str, data: str | None, epochs: int, batch_size: int, output: s
     ds = load_data(data).fit_to(keras_model.input_shape) if data else None
     console = Console(stderr=as_json, quiet=quiet)
     result = prune_for_budget(
-        keras_model, ds, output, flash_budget=flash_budget, ram_budget=ram_budget, latency_budget=latency_budget,
-        board=board, boards_file=boards_file, margin=margin, epochs=epochs, ignore=tuple(ignore),
-        batch_size=batch_size, importance=importance, round_to=round_to, name=model_name(model), force=force,
-        quiet=quiet or as_json, console=console, allow_compress=allow_compress, bits=bits)
+        keras_model, ds, output, budget=parsed, epochs=epochs, ignore=tuple(ignore), batch_size=batch_size,
+        importance=importance, round_to=round_to, name=model_name(model), force=force, quiet=quiet or as_json,
+        console=console, allow_compress=allow_compress, bits=bits, seed=seed,
+        distill={"on": True, "off": False}.get(distill, distill), temperature=temperature,
+        distill_weight=distill_weight, iterative_steps=iterative_steps, step_epochs=step_epochs)
     if as_json:
         click.echo(json.dumps(result.to_dict(), indent=2))

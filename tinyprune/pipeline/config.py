@@ -216,10 +216,10 @@ def validate(cfg: RunConfig) -> None:
         raise ConfigError(f"[prune] batch_size must be a whole number in [1, {MAX_BATCH_SIZE}], got {p.batch_size!r}")
     settings, train = p.settings()
     if kind == "budget":
-        from tinyprune.budget.limits import check_request
+        from tinyprune.budget.limits import Budget, check_job
 
-        check_request(settings.flash_budget, settings.ram_budget, settings.latency_budget, settings.board, None,
-                      0.0, settings.round_to, True)
+        Budget.parse(settings.flash_budget, settings.ram_budget, settings.latency_budget, settings.board)
+        check_job(settings.round_to, True)
     elif kind != "magnitude":
         settings.check(True, train)
     for name, v in (("initial_sparsity", p.initial_sparsity), ("final_sparsity", p.final_sparsity)):

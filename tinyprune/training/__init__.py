@@ -1,4 +1,5 @@
-"""Fine-tuning: compile, train and evaluate a tf_keras model on a `Dataset`.
+"""Fine-tuning: compile, train and evaluate a tf_keras model on a `Dataset`; distil from a
+teacher; seed a run.
 
 Every pruning method that trains (magnitude schedules, structured fine-tuning, lottery
 tickets, the budget search) goes through here. This package trains; it does not prune,
@@ -7,21 +8,26 @@ the training functions are loaded on first use, so checking options never starts
 
 >>> from tinyprune import training
 >>> result = training.train(model, ds, epochs=2)          # doctest: +SKIP
+>>> result = training.distill(student, teacher, ds, epochs=4)   # doctest: +SKIP
 """
 
 from __future__ import annotations
 
 import importlib
 
-from tinyprune.training.limits import MAX_BATCH_SIZE, MAX_EPOCHS, check_training_args
+from tinyprune.training.limits import (DEFAULT_TEMPERATURE, DEFAULT_WEIGHT, MAX_BATCH_SIZE, MAX_EPOCHS,
+                                      check_training_args)
 
-_FINETUNE = ("DEFAULT_LR", "RichProgress", "TrainResult", "compile_for", "ends_in_softmax", "evaluate", "predict",
-             "score", "train")
-__all__ = [*_FINETUNE, "MAX_BATCH_SIZE", "MAX_EPOCHS", "check_training_args"]
+# name -> the module that defines it; these modules start TensorFlow, so they load on first use
+_LAZY = {**{n: "finetune" for n in ("DEFAULT_LR", "RichProgress", "TrainResult", "compile_for", "ends_in_softmax",
+                                    "evaluate", "predict", "score", "train")},
+         **{n: "distill" for n in ("DistillConfig", "DistillResult", "distill")},
+         **{n: "seed" for n in ("SeedReport", "reproducible")}}
+__all__ = [*_LAZY, "DEFAULT_TEMPERATURE", "DEFAULT_WEIGHT", "MAX_BATCH_SIZE", "MAX_EPOCHS", "check_training_args"]
 
 
 def __getattr__(name: str):
-    """`training.train` and friends come from `finetune`, which starts TensorFlow: load it on first use."""
-    if name in _FINETUNE:
-        return getattr(importlib.import_module("tinyprune.training.finetune"), name)
+    """`training.train`, `training.distill`, ... are loaded on first use (they start TensorFlow)."""
+    if name in _LAZY:
+        return getattr(importlib.import_module(f"tinyprune.training.{_LAZY[name]}"), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

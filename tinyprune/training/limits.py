@@ -1,4 +1,4 @@
-"""Ranges for training arguments (epochs, batch size), checked before any training starts.
+"""Ranges and defaults of training arguments (epochs, batch size, distillation), without TensorFlow.
 
 Every training entry point (`finetune.train`, `prune_magnitude`, the pipeline config) calls
 `check_training_args`, so the CLI inherits the check. No TensorFlow here: a bad value is refused
@@ -25,3 +25,11 @@ def check_training_args(epochs: Any, batch_size: Any, min_epochs: int = 0, what:
     if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) \
             or not 1 <= batch_size <= MAX_BATCH_SIZE:
         raise ConfigError(f"batch size must be a whole number in [1, {MAX_BATCH_SIZE}], got {batch_size!r}")
+
+
+# Distillation defaults for small-data fine-tuning of a pruned classifier: T = 4 softens the
+# teacher's distribution enough to carry its ranking of the wrong classes (Hinton et al.
+# used 2..20; 4 is the common choice in Torch-Pruning / timm recipes); weight 0.7 keeps the
+# labels in the loss but lets the teacher, who saw all the training data, dominate.
+DEFAULT_TEMPERATURE = 4.0
+DEFAULT_WEIGHT = 0.7

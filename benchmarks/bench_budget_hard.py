@@ -1,0 +1,365 @@
+"""Prune for a budget where it is hard: little labelled data, tight budgets, several seeds.
+
+Usage: .venv/bin/python benchmarks/bench_budget_hard.py [--work DIR] [--seeds 0,1,2] [--epochs 8]
+       [--dense-epochs 2] [--full-epochs 2] [--skip-full] [--skip-unlabelled] [--report-only]
+
+1. Trains the MNIST CNN of benchmarks/bench_budget.py (about 210 KB int8) on all 60,000 MNIST
+   training images (seed 0), once; it is saved in the work folder and reused on a rerun.
+2. Small data: 600 labelled MNIST training images to fine-tune on, 400 for validation (a fixed
+   draw, the same for every row). For flash budgets 25%, 12.5% and 6.25% of the dense int8
+   bytes and every seed, side by side, the same fine-tuning epochs everywhere:
+   - old: today's budget search settings (labels only, one shot, L1 importance);
+   - new: the budget search's defaults (importance by the measured rule; fine-tuning by
+     distillation from the unpruned model AND by labels only from the same start, the better
+     validation score kept), one shot;
+   - distil always: the same but always distillation (the first default, kept as a row);
+   - new x3: the same in 3 iterative steps;
+   - uniform L1: one ratio for every group, the smallest whose artifact meets the budget, L1
+     channels, fine-tuned on the labels;
+   - tfmot magnitude + PRUNE: the sparsity whose PRUNE-compressed artifact meets the budget
+     (polynomial schedule during the fine-tune); where no sparsity can (PRUNE keeps a 1-bit
+     mask per weight), the row says so with the smallest artifact it reaches.
+3. All 60,000 training images (1,000 of them held out for validation) at 12.5% and 6.25%
+   (1 seed, `--full-epochs`), new and uniform L1; the unlabelled run (600 images, y absent,
+   teacher only) at 12.5%.
+
+Accuracy: int8 on the 10,000 MNIST test images. TFLM's reference kernels take ~27 ms per image for
+the dense model on this machine, too slow for ~60 artifacts, so the 10,000-image accuracy is
+computed with the TFLite interpreter's builtin int8 kernels, and every artifact is also run in
+TFLM on the first `--tflm-check` test images: the table says whether its TFLM outputs are
+bit-identical to TFLite's there (`--tflm-full` runs TFLM on all 10,000 instead).
+Every finished row is appended to WORK/rows.jsonl as it finishes; `--report-only` prints the
+tables from that file (partial runs print what finished).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+SHARED = Path(os.environ.get("TINYPRUNE_SHARED_DATA", ROOT.parent / "shared" / "data"))
+if not (SHARED / "mnist").is_dir():
+    SHARED = Path("/work/shared/data")
+BUDGETS = (0.25, 0.125, 0.0625)
+SMALL_TRAIN, SMALL_VAL = 600, 400
+BATCH = 32
+METHODS = ("old", "new", "distil always", "new x3", "distil always x3", "uniform L1", "magnitude+PRUNE")
+
+
+def load_mnist():
+    tr, te = np.load(SHARED / "mnist" / "mnist_train.npz"), np.load(SHARED / "mnist" / "mnist_test.npz")
+    x_tr = (tr["x"].astype(np.float32) / 255.0)[..., None]
+    x_te = (te["x"].astype(np.float32) / 255.0)[..., None]
+    return x_tr, tr["y"].astype(np.int64), x_te, te["y"].astype(np.int64)
+
+
+def test_accuracy(tflite: bytes, x_te, y_te, tflm_check: int, tflm_full: bool) -> dict:
+    from firmware_export import tflm
+    from tinyprune.quantize.parity import tflite_run
+
+    if tflm_full:
+        out = tflm.run(tflite, x_te)
+        return {"acc": float((out.argmax(1) == y_te).mean()), "by": "tflm", "tflm_identical": True}
+    out = tflite_run(tflite, x_te)
+    micro = tflm.run(tflite, x_te[:tflm_check])
+    same = bool(np.array_equal(micro, out[:tflm_check]))
+    return {"acc": float((out.argmax(1) == y_te).mean()), "by": "tflite", "tflm_identical": same,
+            "tflm_top1_agree": float((micro.argmax(1) == out[:tflm_check].argmax(1)).mean()),
+            "tflm_acc_check": float((micro.argmax(1) == y_te[:tflm_check]).mean()),
+            "tflite_acc_check": float((out[:tflm_check].argmax(1) == y_te[:tflm_check]).mean())}
+
+
+def uniform_baseline(model, ds, limit: float, epochs: int, seed: int):
+    """Smallest uniform ratio whose artifact meets `limit`, L1 channels, fine-tuned on the labels."""
+    from firmware_export import tflm
+    from tinyprune import training
+    from tinyprune.budget.predictor import SizePredictor
+    from tinyprune.prune.structured.dependency import build_graph
+    from tinyprune.prune.structured.pruner import prune_structured, round_keep
+    from tinyprune.quantize.int8 import quantize_int8
+
+    dense = quantize_int8(model, ds.x_train, 64)
+    arena = tflm.measure_arena(dense)
+    graph = build_graph(model, ("classes",))
+    predictor = SizePredictor(model, graph, len(dense), arena.target_bytes, arena.head_bytes)
+
+    def keep_at(r):
+        return {g.id: round_keep(g.channels * (1 - r), g.channels, 1, g.min_keep) for g in graph.groups if g.prunable}
+
+    lo, hi = 0.0, 0.995
+    for _ in range(30):
+        mid = (lo + hi) / 2
+        lo, hi = (lo, mid) if predictor.predict(keep_at(mid)).flash_bytes <= limit else (mid, hi)
+    ratio = hi
+    with training.reproducible(seed):
+        while True:
+            pruned = prune_structured(model, ratio, importance="l1")
+            if len(quantize_int8(pruned.model, ds.x_train, 64)) <= limit or ratio >= 0.995:
+                break
+            ratio = min(0.995, ratio + 0.005)
+        training.compile_for(pruned.model, ds)
+        training.train(pruned.model, ds, epochs, BATCH, description="uniform L1 fine-tune", quiet=True,
+                       early_stopping=3)
+        tfl = quantize_int8(pruned.model, ds.x_train, 300)
+    return {"ratio": round(ratio, 4)}, tfl
+
+
+def _masked_copy(model, sparsity: float):
+    """A copy with the smallest |w| of every Conv/Dense kernel zeroed (tfmot's per-layer rule)."""
+    from tinyprune.prune.magnitude import is_prunable
+    from tinyprune.tfsetup import keras
+
+    twin = keras.models.clone_model(model)
+    twin.set_weights(model.get_weights())
+    for layer in twin.layers:
+        if is_prunable(layer):
+            w = layer.get_weights()
+            k = w[0]
+            cut = np.quantile(np.abs(k), sparsity)
+            w[0] = np.where(np.abs(k) <= cut, 0.0, k)
+            layer.set_weights(w)
+    return twin
+
+
+def prune_bytes(model, ds, sparsity: float) -> int:
+    from firmware_export.compress import compress_model
+    from tinyprune.quantize.int8 import quantize_int8
+
+    return len(compress_model(quantize_int8(_masked_copy(model, sparsity), ds.x_train, 64), "prune",
+                              measure=False).data)
+
+
+def magnitude_baseline(model, ds, limit: float, epochs: int, seed: int):
+    """tfmot magnitude at the sparsity whose PRUNE artifact meets `limit` (None if none can)."""
+    from firmware_export.compress import compress_model, same_outputs
+    from tinyprune import training
+    from tinyprune.prune.magnitude import Schedule, prune_magnitude
+    from tinyprune.quantize.int8 import quantize_int8
+
+    floor = prune_bytes(model, ds, 0.99)
+    if floor > limit:
+        return {"sparsity": None, "floor_bytes": floor}, None, None
+    lo, hi = 0.0, 0.99
+    for _ in range(7):
+        mid = (lo + hi) / 2
+        lo, hi = (lo, mid) if prune_bytes(model, ds, mid) <= limit else (mid, hi)
+    sparsity = hi
+    with training.reproducible(seed):
+        while True:
+            res = prune_magnitude(model, ds, Schedule("polynomial", 0.0, sparsity), epochs=epochs, batch_size=BATCH,
+                                  quiet=True)
+            int8 = quantize_int8(res.model, ds.x_train, 300)
+            comp = compress_model(int8, "prune", measure=False).data
+            if len(comp) <= limit or sparsity >= 0.99:
+                break
+            sparsity = min(0.99, sparsity + 0.01)
+    return {"sparsity": round(sparsity, 4), "tflm_decode_identical": bool(same_outputs(int8, comp))}, int8, comp
+
+
+def record(work: Path, row: dict) -> None:
+    with open(work / "rows.jsonl", "a") as f:
+        f.write(json.dumps(row) + "\n")
+    print(json.dumps({k: v for k, v in row.items() if k != "stages"}), flush=True)
+
+
+def done_keys(work: Path) -> set:
+    path = work / "rows.jsonl"
+    if not path.is_file():
+        return set()
+    return {(r["setting"], r["budget"], r["method"], r["seed"]) for r in map(json.loads, path.read_text().splitlines())}
+
+
+def run_search(model, ds, out: Path, frac: float, seed: int, epochs: int, method: str) -> tuple[dict, bytes]:
+    from rich.console import Console
+
+    from tinyprune.budget.search import prune_for_budget
+
+    kw = {"old": dict(distill=False, iterative_steps=1, importance="l1"),
+          "new": dict(iterative_steps=1), "distil always": dict(iterative_steps=1, distill=True),
+          "new x3": dict(iterative_steps=3),
+          "distil always x3": dict(iterative_steps=3, distill=True)}[method]
+    r = prune_for_budget(model, ds, out, flash_budget=f"{frac * 100:g}%", epochs=epochs, batch_size=BATCH, seed=seed,
+                         quiet=True, console=Console(stderr=True, quiet=True), force=True, **kw)
+    tfl = (out / "model_int8.tflite").read_bytes()
+    info = {"choices": {k: (v if k != "importance" else v["chosen"]) for k, v in r.choices.items()},
+            "stages": r.seconds, "val_tflm": r.accuracy["tflm_accuracy"], "steps": len(r.steps)}
+    return info, tfl
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--work", default="/tmp/bench_budget_hard")
+    ap.add_argument("--seeds", default="0,1,2")
+    ap.add_argument("--budgets", default=",".join(str(b) for b in BUDGETS), help="fractions of the dense int8 bytes")
+    ap.add_argument("--epochs", type=int, default=8, help="fine-tuning epochs on the 600 images (every method)")
+    ap.add_argument("--dense-epochs", type=int, default=2)
+    ap.add_argument("--full-epochs", type=int, default=2, help="fine-tuning epochs with the full training set")
+    ap.add_argument("--methods", default=",".join(METHODS))
+    ap.add_argument("--tflm-check", type=int, default=1000)
+    ap.add_argument("--tflm-full", action="store_true")
+    ap.add_argument("--skip-full", action="store_true")
+    ap.add_argument("--skip-unlabelled", action="store_true")
+    ap.add_argument("--report-only", action="store_true")
+    args = ap.parse_args()
+    work = Path(args.work)
+    work.mkdir(parents=True, exist_ok=True)
+    if args.report_only:
+        return report(work)
+
+    from bench_budget import build_cnn
+    from tinyprune import training
+    from tinyprune.load.data import Dataset
+    from tinyprune.load.model import load_model
+    from tinyprune.quantize.int8 import quantize_int8
+    from tinyprune.tfsetup import keras
+
+    x_tr, y_tr, x_te, y_te = load_mnist()
+    dense_path = work / "dense.h5"
+    full = Dataset("mnist-full", x_tr[:59000], y_tr[:59000], x_tr[59000:], y_tr[59000:])
+    if dense_path.is_file():
+        model = load_model(dense_path)
+        training.compile_for(model, full)
+    else:
+        t = time.perf_counter()
+        with training.reproducible(0):
+            model = build_cnn(keras)
+            training.compile_for(model, full)
+            training.train(model, full, args.dense_epochs, 128, description="dense MNIST CNN")
+        model.save(dense_path, include_optimizer=False)
+        print(f"dense trained in {time.perf_counter() - t:.0f} s", flush=True)
+    dense_tfl = quantize_int8(model, x_tr, 300)
+    dense_path.with_suffix(".tflite").write_bytes(dense_tfl)
+    have = done_keys(work)
+    if ("dense", 1.0, "dense", 0) not in have:
+        acc = test_accuracy(dense_tfl, x_te, y_te, args.tflm_check, args.tflm_full)
+        record(work, {"setting": "dense", "budget": 1.0, "method": "dense", "seed": 0, "bytes": len(dense_tfl),
+                      "limit": len(dense_tfl), "test": acc, "seconds": 0, "params": int(model.count_params())})
+
+    idx = np.random.default_rng(0).permutation(len(x_tr))[:SMALL_TRAIN + SMALL_VAL]
+    small = Dataset("mnist-600", x_tr[idx[:SMALL_TRAIN]], y_tr[idx[:SMALL_TRAIN]], x_tr[idx[SMALL_TRAIN:]],
+                    y_tr[idx[SMALL_TRAIN:]])
+    methods = [m for m in args.methods.split(",") if m in METHODS]
+    seeds = [int(s) for s in args.seeds.split(",")]
+
+    def one(setting, ds, frac, method, seed, epochs):
+        if (setting, frac, method, seed) in have:
+            return
+        limit = frac * len(dense_tfl)
+        t = time.perf_counter()
+        extra, comp = {}, None
+        if method in ("old", "new", "distil always", "new x3", "distil always x3"):
+            extra, tfl = run_search(model, ds, work / f"{setting}_{method.replace(' ', '')}_{frac}_{seed}", frac, seed,
+                                    epochs, method)
+        elif method == "uniform L1":
+            extra, tfl = uniform_baseline(model, ds, limit, epochs, seed)
+        else:
+            extra, tfl, comp = magnitude_baseline(model, ds, limit, epochs, seed)
+        row = {"setting": setting, "budget": frac, "method": method, "seed": seed, "limit": limit, **extra,
+               "seconds": round(time.perf_counter() - t, 1)}
+        if tfl is None:
+            row.update(bytes=None, test=None)
+        else:
+            row.update(bytes=len(comp or tfl), test=test_accuracy(tfl, x_te, y_te, args.tflm_check, args.tflm_full))
+        record(work, row)
+
+    budgets = [float(b) for b in args.budgets.split(",")]
+    for seed in seeds:
+        for frac in budgets:
+            for method in methods:
+                if method == "magnitude+PRUNE" and seed != seeds[0] and frac < 0.25 and \
+                        ("small", frac, method, seeds[0]) in done_keys(work):
+                    prev = [r for r in map(json.loads, (work / "rows.jsonl").read_text().splitlines())
+                            if (r["setting"], r["budget"], r["method"]) == ("small", frac, method)]
+                    if prev and prev[0]["bytes"] is None:
+                        continue  # infeasible does not depend on the seed
+                one("small", small, frac, method, seed, args.epochs)
+    if not args.skip_unlabelled:
+        unl = Dataset("mnist-600-unlabelled", small.x_train, None, small.x_val, None)
+        one("unlabelled", unl, 0.125, "new", seeds[0], args.epochs)
+    if not args.skip_full:
+        for frac in (0.125, 0.0625):
+            for method in ("new", "uniform L1", "old"):
+                one("full", full, frac, method, seeds[0], args.full_epochs)
+    report(work)
+
+
+def _stats(vals):
+    vals = [v for v in vals if v is not None]
+    if not vals:
+        return "-"
+    if len(vals) == 1:
+        return f"{100 * vals[0]:.2f} (1 seed)"
+    a = np.array(vals) * 100
+    return f"{a.mean():.2f} ± {a.std(ddof=1):.2f} (n={len(a)})"
+
+
+def report(work: Path) -> None:
+    rows = [json.loads(line) for line in (work / "rows.jsonl").read_text().splitlines()]
+    dense = next((r for r in rows if r["method"] == "dense"), None)
+    if dense:
+        print(f"\ndense MNIST CNN: {dense['params']:,} parameters, int8 {dense['bytes']:,} B, test accuracy "
+              f"{100 * dense['test']['acc']:.2f}% (10,000 images, by {dense['test']['by']}; TFLM identical on the "
+              f"check: {dense['test']['tflm_identical']})\n")
+    for setting in ("small", "full", "unlabelled"):
+        sub = [r for r in rows if r["setting"] == setting]
+        if not sub:
+            continue
+        print(f"\n### {setting}\n")
+        print("| budget | method | seeds | int8 B (max) | limit B | test accuracy % (mean ± sd) | "
+              "TFLM vs TFLite on the check images | wall s (mean) | notes |")
+        print("| --- | --- | ---: | ---: | ---: | ---: | --- | ---: | --- |")
+        for frac in sorted({r["budget"] for r in sub}, reverse=True):
+            for method in METHODS:
+                rs = [r for r in sub if r["budget"] == frac and r["method"] == method]
+                if not rs:
+                    continue
+                accs = [r["test"]["acc"] if r["test"] else None for r in rs]
+                sizes = [r["bytes"] for r in rs if r["bytes"]]
+                note = ""
+                if method == "uniform L1":
+                    note = "ratio " + ", ".join(str(r["ratio"]) for r in rs)
+                elif method == "magnitude+PRUNE":
+                    note = ("sparsity " + ", ".join(str(r["sparsity"]) for r in rs) if rs[0]["sparsity"] is not None
+                            else f"cannot meet: smallest PRUNE artifact (99% sparse) {rs[0]['floor_bytes']:,} B")
+                elif "choices" in rs[0]:
+                    c = rs[0]["choices"]
+                    note = f"importance {', '.join(r['choices']['importance'] for r in rs)}; " \
+                           f"{c['fine_tune']['mode']}; steps {rs[0]['steps']}"
+                agree = [r["test"].get("tflm_top1_agree", 1.0 if r["test"]["tflm_identical"] else None)
+                         for r in rs if r["test"]]
+                same = "identical" if all(r["test"]["tflm_identical"] for r in rs if r["test"]) else (
+                    "top-1 " + ", ".join("?" if a is None else f"{100 * a:.1f}%" for a in agree))
+                print(f"| {frac:.2%} | {method} | {len(rs)} | {max(sizes):,} | {rs[0]['limit']:,.0f} | "
+                      f"{_stats(accs)} | {same} | {np.mean([r['seconds'] for r in rs]):.0f} | "
+                      f"{note} |" if sizes else
+                      f"| {frac:.2%} | {method} | {len(rs)} | - | {rs[0]['limit']:,.0f} | - | - | "
+                      f"{np.mean([r['seconds'] for r in rs]):.0f} | {note} |")
+    stages = [r for r in rows if r.get("stages")]
+    if stages:
+        print("\n### share of wall time per stage (budget searches, mean over runs)\n")
+        for method in ("old", "new", "distil always", "new x3", "distil always x3"):
+            rs = [r for r in stages if r["method"] == method and r["setting"] == "small"]
+            if not rs:
+                continue
+            keys = {}
+            for r in rs:
+                for k, v in r["stages"].items():
+                    if k != "total":
+                        k2 = k.split(": ", 1)[-1]
+                        keys[k2] = keys.get(k2, 0) + v
+            total = sum(r["stages"]["total"] for r in rs)
+            print(f"- {method}: {total / len(rs):.0f} s per search; " + ", ".join(
+                f"{k} {100 * v / total:.0f}%" for k, v in keys.items()))
+
+
+if __name__ == "__main__":
+    main()

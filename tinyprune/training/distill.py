@@ -1,0 +1,152 @@
+"""Knowledge distillation: fine-tune a pruned (student) model to match the unpruned (teacher).
+
+The loss on every batch is
+
+    weight * T^2 * KL(softmax(teacher / T) || softmax(student / T)) + (1 - weight) * CE(labels, student)
+
+(Hinton et al. 2015) for class outputs, with `T` the temperature; for regression outputs it is
+`weight * MSE(teacher, student) + (1 - weight) * MSE(targets, student)`. Models that end in a
+softmax are compared through their log-probabilities, which are logits up to a constant.
+
+The teacher's outputs are computed once, before training (the teacher is frozen and the data
+are not augmented), and travel with the labels in one packed target array, so that Keras'
+`fit` (shuffling, early stopping on the validation loss) works unchanged. Without labels
+(`labels=None`, unlabelled data) the loss is the teacher term alone.
+
+This module trains; it does not prune, quantize or choose what to keep.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Sequence
+
+import numpy as np
+
+from tinyprune.errors import ConfigError
+from tinyprune.load.data import Dataset
+from tinyprune.tfsetup import keras, tf
+from tinyprune.training.finetune import DEFAULT_LR, RichProgress, ends_in_softmax, predict
+from tinyprune.training.limits import DEFAULT_TEMPERATURE, DEFAULT_WEIGHT  # noqa: F401  (re-exported)
+
+_EPS = 1e-7
+
+
+@dataclass
+class DistillConfig:
+    """Distillation settings. `weight` is the teacher term's share (1.0 = teacher only)."""
+
+    temperature: float = DEFAULT_TEMPERATURE
+    weight: float = DEFAULT_WEIGHT
+
+    def validate(self) -> None:
+        if not self.temperature > 0:
+            raise ConfigError(f"--temperature must be > 0, got {self.temperature}")
+        if not 0.0 <= self.weight <= 1.0:
+            raise ConfigError(f"--distill-weight must be in [0, 1], got {self.weight}")
+
+
+@dataclass
+class DistillResult:
+    """What one distillation fine-tune did."""
+
+    epochs_run: int
+    temperature: float
+    weight: float  # the teacher term's share actually used (1.0 when there were no labels)
+    labels_used: bool
+    history: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _log_space(probs_or_logits: np.ndarray, softmax: bool) -> np.ndarray:
+    """Teacher outputs as logits (log-probabilities for a softmax model)."""
+    if softmax:
+        return np.log(np.clip(probs_or_logits, _EPS, 1.0)).astype(np.float32)
+    return probs_or_logits.astype(np.float32)
+
+
+class _DistillLoss(keras.losses.Loss):
+    """Loss on packed targets [teacher outputs (n) | label (1)] (see the module docstring)."""
+
+    def __init__(self, n_out: int, classification: bool, student_softmax: bool, temperature: float,
+                 weight: float, name: str = "distill"):
+        super().__init__(name=name)
+        self.n_out, self.classification, self.student_softmax = n_out, classification, student_softmax
+        self.temperature, self.weight = float(temperature), float(weight)
+
+    def call(self, y_true, y_pred):
+        teacher = y_true[:, : self.n_out]
+        label = y_true[:, self.n_out]
+        y_pred = tf.reshape(y_pred, (-1, self.n_out))
+        if not self.classification:
+            kd = tf.reduce_mean(tf.square(teacher - y_pred), axis=-1)
+            hard = tf.reduce_mean(tf.square(tf.reshape(y_true[:, self.n_out:], tf.shape(y_pred)) - y_pred), axis=-1) \
+                if self.weight < 1.0 else 0.0
+            return self.weight * kd + (1.0 - self.weight) * hard
+        logits = tf.math.log(tf.clip_by_value(y_pred, _EPS, 1.0)) if self.student_softmax else y_pred
+        t = self.temperature
+        p_teacher = tf.nn.softmax(teacher / t)
+        log_p_student = tf.nn.log_softmax(logits / t)
+        kd = tf.reduce_sum(p_teacher * (tf.math.log(tf.clip_by_value(p_teacher, _EPS, 1.0)) - log_p_student),
+                           axis=-1) * (t * t)
+        if self.weight >= 1.0:
+            return kd
+        onehot = tf.one_hot(tf.cast(label, tf.int32), self.n_out)
+        hard = -tf.reduce_sum(onehot * tf.nn.log_softmax(logits), axis=-1)
+        return self.weight * kd + (1.0 - self.weight) * hard
+
+
+def _pack(teacher_out: np.ndarray, labels: np.ndarray | None, classification: bool) -> np.ndarray:
+    n = len(teacher_out)
+    t = teacher_out.reshape(n, -1).astype(np.float32)
+    if labels is None:
+        extra = np.zeros((n, 1 if classification else t.shape[1]), np.float32)
+    else:
+        extra = labels.reshape(n, -1).astype(np.float32)
+    return np.concatenate([t, extra], axis=1)
+
+
+def teacher_outputs(teacher, x: np.ndarray) -> np.ndarray:
+    """The teacher's outputs on `x`, as logits for a classifier (see `_log_space`)."""
+    return predict(teacher, x)
+
+
+def distill(student, teacher, ds: Dataset, epochs: int, batch_size: int = 32, *,
+            config: DistillConfig | None = None, labels: bool = True, lr: float = DEFAULT_LR,
+            early_stopping: int = 0, description: str = "distilling", quiet: bool = False,
+            classification: bool | None = None, callbacks: Sequence = ()) -> DistillResult:
+    """Fine-tune `student` toward `teacher` on ds.x_train, validating on ds.x_val (compiles it).
+
+    `labels=False` (or a Dataset whose y_train is None) trains on the teacher alone: the
+    weight of the teacher term becomes 1. `classification` defaults to ds.is_classification
+    (class labels), or, without labels, to the teacher ending in a softmax / having >1 output.
+    `early_stopping` > 0 stops after that many epochs without a better validation loss
+    (the distillation loss on ds.x_val) and restores the best weights.
+    """
+    config = config or DistillConfig()
+    config.validate()
+    has_labels = labels and ds.y_train is not None and ds.y_val is not None
+    if classification is None:
+        classification = ds.is_classification if has_labels else int(np.prod(teacher.output_shape[1:])) > 1
+    weight = config.weight if has_labels else 1.0
+    n_out = int(np.prod(student.output_shape[1:]))
+    t_soft = ends_in_softmax(teacher)
+    t_train = predict(teacher, ds.x_train)
+    t_val = predict(teacher, ds.x_val)
+    if classification:
+        t_train, t_val = _log_space(t_train, t_soft), _log_space(t_val, t_soft)
+    y_train = _pack(t_train, ds.y_train if has_labels else None, classification)
+    y_val = _pack(t_val, ds.y_val if has_labels else None, classification)
+    loss = _DistillLoss(n_out, classification, ends_in_softmax(student), config.temperature, weight)
+    student.compile(keras.optimizers.Adam(lr), loss)
+    if epochs <= 0:
+        return DistillResult(0, config.temperature, weight, has_labels)
+    cbs = [*callbacks, RichProgress(description, epochs, quiet)]
+    if early_stopping > 0:
+        cbs.append(keras.callbacks.EarlyStopping("val_loss", patience=early_stopping, restore_best_weights=True))
+    hist = student.fit(ds.x_train, y_train, validation_data=(ds.x_val, y_val), epochs=epochs,
+                       batch_size=batch_size, callbacks=cbs, verbose=0, shuffle=True)
+    history = {k: [float(v) for v in vals] for k, vals in hist.history.items()}
+    return DistillResult(len(history.get("loss", [])), config.temperature, weight, has_labels, history)
