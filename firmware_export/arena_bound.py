@@ -29,6 +29,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from firmware_export.costmodel import tensor_lifetimes
 from firmware_export.tflite_model import Operator, TfliteModel
 from firmware_export.tflm import ARENA_ALIGNMENT, ArenaReport
 
@@ -110,25 +111,10 @@ def scratch_bytes(model: TfliteModel, op: Operator, isa: str) -> int:
 
 def _buffers(model: TfliteModel) -> list[tuple[int, int, int]]:
     """(bytes, first op, last op) of every tensor TFLM plans in the head (non-constant, non-variable)."""
-    n = len(model.operators)
-    life: dict[int, list[int]] = {}
-    for t in model.inputs:
-        life[t] = [0, 0]
-    for op in model.operators:
-        for t in op.outputs:
-            life.setdefault(t, [op.index, op.index])
-        for t in op.inputs:
-            if t < 0 or model.tensors[t].is_constant:
-                continue
-            span = life.setdefault(t, [op.index, op.index])
-            span[1] = max(span[1], op.index)
-    for t in model.outputs:
-        if t in life:
-            life[t][1] = n - 1
     out = []
-    for t, (a, b) in life.items():
+    for t, (a, b) in tensor_lifetimes(model).items():
         tensor = model.tensors[t]
-        if tensor.is_constant or tensor.is_variable:
+        if tensor.is_variable:  # persists for the whole run: TFLM keeps it outside the planned head
             continue
         out.append((-(-tensor.nbytes // ARENA_ALIGNMENT) * ARENA_ALIGNMENT, a, b))
     return out

@@ -147,7 +147,7 @@ def op_elements(model: TfliteModel, op: Operator) -> int:
     return sum(_elems(_shape(model, o)) for o in op.outputs)
 
 
-def _lifetimes(model: TfliteModel) -> dict[int, tuple[int, int]]:
+def tensor_lifetimes(model: TfliteModel) -> dict[int, tuple[int, int]]:
     """Non-constant tensor -> (first op that needs it, last op that reads it)."""
     n = len(model.operators)
     life: dict[int, list[int]] = {}
@@ -172,7 +172,7 @@ def _lifetimes(model: TfliteModel) -> dict[int, tuple[int, int]]:
 
 def model_cost(model: TfliteModel) -> ModelCost:
     """Per-op MACs, element work and live activation bytes of `model`."""
-    life = _lifetimes(model)
+    life = tensor_lifetimes(model)
     ops = []
     for op in model.operators:
         tensors = [model.tensors[i] for i in (*op.inputs, *op.outputs) if i >= 0]
