@@ -18,7 +18,7 @@ ORIGINAL = SimpleNamespace(int8_bytes=40000, ram_bytes=20000, latency_ms=10.0, r
 # ---------------------------------------------------------------- the budget type (no TensorFlow)
 
 def test_budget_parsed_once_then_resolved_under_the_same_names():
-    asked = Budget.parse(flash_bytes="25%", ram_bytes="16KB", margin=0.1)
+    asked = Budget.parse(flash_budget="25%", ram_budget="16KB", margin=0.1)
     assert asked.flash_bytes == Limit(None, 0.25, "25%") and asked.ram_bytes.value == 16 * 1024
     assert asked.latency_ms is None and not asked.resolved
     b = asked.resolve(ORIGINAL)
@@ -31,9 +31,9 @@ def test_budget_parsed_once_then_resolved_under_the_same_names():
     assert b.misses(SimpleNamespace(int8_bytes=9500, ram_bytes=100, latency_ms=None)) == {
         "flash_bytes": (9500, pytest.approx(9000))}
     assert b.met_by(SimpleNamespace(int8_bytes=8000, ram_bytes=100, latency_ms=None))
-    assert b.to_dict()["asked"]["flash_bytes"] == "25%" and "flash 8.8 KB" in b.describe()
+    assert b.to_dict()["asked"]["flash_budget"] == "25%" and "flash 8.8 KB" in b.describe()
     with pytest.raises(BudgetError, match="needs a board"):
-        Budget.parse(latency_ms="5ms")
+        Budget.parse(latency_budget="5ms")
     with pytest.raises(BudgetError, match="no budget given"):
         Budget.parse()
 

@@ -84,24 +84,25 @@ class Budget:
 
     # ------------------------------------------------------------------ parse (once)
     @classmethod
-    def parse(cls, flash_bytes: str | None = None, ram_bytes: str | None = None, latency_ms: str | None = None,
+    def parse(cls, flash_budget: str | None = None, ram_budget: str | None = None, latency_budget: str | None = None,
               board: str | None = None, boards_file: str | None = None, margin: float = 0.0) -> "Budget":
         """The user's budget strings -> a Budget; loads the boards file once. Raises BudgetError
         (unreadable, nothing asked, latency without a board), BoardError, ConfigError (margin)."""
         from firmware_export.boards import load_boards, select_boards
 
-        if not (flash_bytes or ram_bytes or latency_ms or board):
+        if not (flash_budget or ram_budget or latency_budget or board):
             raise BudgetError("no budget given; use --flash-budget, --ram-budget, --latency-budget or --board")
-        flash = parse_size(flash_bytes, "flash") if flash_bytes else None
-        ram = parse_size(ram_bytes, "RAM") if ram_bytes else None
-        latency = parse_latency(latency_ms) if latency_ms else None
+        flash = parse_size(flash_budget, "flash") if flash_budget else None
+        ram = parse_size(ram_budget, "RAM") if ram_budget else None
+        latency = parse_latency(latency_budget) if latency_budget else None
         if latency is not None and not board:
             raise BudgetError("a latency budget needs a board to estimate latency on; add --board NAME")
         if not 0 <= margin < 1:
             raise ConfigError(f"--margin must be in [0, 1), got {margin}")
         boards = load_boards(boards_file)
         the_board = select_boards(boards, [board], False)[0] if board else None
-        asked = {"flash_bytes": flash_bytes, "ram_bytes": ram_bytes, "latency_ms": latency_ms, "board": board}
+        asked = {"flash_budget": flash_budget, "ram_budget": ram_budget, "latency_budget": latency_budget,
+                 "board": board}
         return cls(flash, ram, latency, the_board, float(margin), asked, boards)
 
     # ------------------------------------------------------------------ resolve (once)
