@@ -118,9 +118,20 @@ def test_budget_outputs_and_accuracy(flash_run):
     assert sum(r["params_after"] for r in report["layers"]) < sum(r["params_before"] for r in report["layers"])
 
 
-def test_board_and_latency_budget(tmp_path):
+def test_board_too_small_for_the_runtime_says_so(tmp_path):
+    """64 KB of flash cannot hold TFLM's linked code for this model (about 100 KB, issue 16)."""
     boards = tmp_path / "boards.toml"
     boards.write_text('[[board]]\nname = "tiny-m4"\ncore = "cortex-m4f"\nclock_mhz = 48\nflash_kb = 64\n'
+                      'sram_kb = 16\nsource = "test board"\n')
+    proc = run_cli(["prune", "budget", str(DEMO_MODEL), "--data", "digits", "--board", "tiny-m4", "--boards-file",
+                    str(boards), "--epochs", "0", "-o", str(tmp_path / "out")])
+    assert proc.returncode == 2 and "the TFLM runtime this model needs" in stderr_one_line(proc)
+    assert not (tmp_path / "out").exists()
+
+
+def test_board_and_latency_budget(tmp_path):
+    boards = tmp_path / "boards.toml"
+    boards.write_text('[[board]]\nname = "tiny-m4"\ncore = "cortex-m4f"\nclock_mhz = 48\nflash_kb = 256\n'
                       'sram_kb = 16\nsource = "test board"\n')
     out = tmp_path / "out"
     proc = run_cli(["prune", str(DEMO_MODEL), "--data", "digits", "--board", "tiny-m4", "--boards-file", str(boards),

@@ -117,6 +117,11 @@ class Budget:
         ram = None if self.ram_bytes is None else self.ram_bytes.resolve(original.ram_bytes) * keep
         latency = None if self.latency_ms is None else self.latency_ms.resolve(original.latency_ms) * keep
         if self.board is not None:
+            if original.runtime_code_bytes >= self.board.flash_bytes:
+                raise BudgetError(f"board {self.board.name} has {self.board.flash_bytes / KB:,.0f} KB of flash, but the "
+                                  f"TFLM runtime this model needs links to about {original.runtime_code_bytes / KB:,.1f}"
+                                  " KB before any weights (tinyprune fit --flash shows the parts): no pruning makes "
+                                  "it fit; pick a board with more flash")
             board_flash = (self.board.flash_bytes - original.runtime_code_bytes) * keep
             board_ram = self.board.sram_bytes * keep
             flash = board_flash if flash is None else min(flash, board_flash)

@@ -59,13 +59,14 @@ def check_job(settings: Settings, has_data: bool, train: TrainSettings) -> None:
 
 
 def prune_model(settings: Settings, model, ds, train: TrainSettings, quiet: bool = False,
-                console: Console | None = None) -> Pruned:
+                console: Console | None = None, dense_score: float | None = None) -> Pruned:
     """Prune `model` with `settings` (any method but the budget search). `ds` may be None for
-    structured pruning and data-free pruning at init."""
+    structured pruning and data-free pruning at init. `dense_score`: the unpruned model's
+    validation score when the caller has measured it already (it is not measured again)."""
     if isinstance(settings, StructuredSettings):
         return _structured(settings, model, ds, train, quiet, console or Console(stderr=True, quiet=quiet))
     if isinstance(settings, MagnitudeSettings):
-        return _magnitude(settings, model, ds, train, quiet)
+        return _magnitude(settings, model, ds, train, quiet, dense_score)
     if isinstance(settings, AtInitSettings):
         return _imp(settings, model, ds, train, quiet) if settings.spec.kind == "imp" \
             else _at_init(settings, model, ds, train, quiet)
@@ -147,13 +148,16 @@ def _masked(model, res, report: dict) -> Pruned:
     return Pruned(model, report, layers)
 
 
-def _magnitude(s: MagnitudeSettings, model, ds, train: TrainSettings, quiet: bool) -> Pruned:
+def _magnitude(s: MagnitudeSettings, model, ds, train: TrainSettings, quiet: bool,
+               dense_score: float | None = None) -> Pruned:
     from tinyprune import training
     from tinyprune.prune.magnitude import plan_layers, prune_magnitude
 
     options = s.prune_options()
     plan_layers(model, options)  # unknown / unprunable layer names fail before any training
-    dense_accuracy = training.evaluate(model, ds) if ds.is_classification else None
+    dense_accuracy = None
+    if ds.is_classification:
+        dense_accuracy = training.evaluate(model, ds) if dense_score is None else dense_score
     result = prune_magnitude(model, ds, epochs=train.epochs, batch_size=train.batch_size, quiet=quiet,
                              options=options)
     report: dict[str, Any] = {

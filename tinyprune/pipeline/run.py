@@ -97,7 +97,7 @@ def run_pipeline(cfg: RunConfig, force: bool = False, console: Console | None = 
         dense_int8 = quantize_int8(model, ds.x_train, cfg.quantize.calibration_samples, cfg.quantize.io_type)
 
     with _timed(times, "prune"):
-        pruned = _prune(cfg, model, ds, quiet, console)
+        pruned = _prune(cfg, model, ds, quiet, console, float_acc)
 
     with _timed(times, "int8"):
         q = cfg.quantize
@@ -162,7 +162,7 @@ class _PruneStage:
     report: dict
 
 
-def _prune(cfg: RunConfig, model, ds, quiet: bool, console: Console) -> _PruneStage:
+def _prune(cfg: RunConfig, model, ds, quiet: bool, console: Console, float_score: float) -> _PruneStage:
     """The prune stage of `run`: whichever method [prune] names, through the same entry points
     as `tinyprune prune` (the budget search writes its own report under budget_search/)."""
     import tempfile
@@ -188,7 +188,7 @@ def _prune(cfg: RunConfig, model, ds, quiet: bool, console: Console) -> _PruneSt
     else:
         from tinyprune.pipeline.settings import MagnitudeSettings
 
-        stage = prune_model(settings, model, ds, train, quiet=quiet, console=console)
+        stage = prune_model(settings, model, ds, train, quiet=quiet, console=console, dense_score=float_score)
         pruned, report = stage.model, stage.report
         if isinstance(settings, MagnitudeSettings):  # measured by the method itself, after strip_pruning
             return _PruneStage(pruned, stage.details.accuracy, stage.details.sparsity, report)
