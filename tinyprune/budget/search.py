@@ -223,17 +223,18 @@ def _graph(model, ignore: tuple[str, ...]):
 
 
 def choose_importance(model, graph, predictor: SizePredictor, ds: Dataset, limits: Limits, round_to: int,
-                      ignore: tuple[str, ...], use_cache: bool, quiet: bool) -> tuple[str, dict[str, dict]]:
+                      ignore: tuple[str, ...], use_cache: bool, quiet: bool, moves=None) -> tuple[str, dict[str, dict]]:
     """The measured rule of importance="auto": for each candidate criterion, measure
-    sensitivity, allocate at the budget, remove, and score the pruned model on the validation
-    data before any fine-tuning; the best score wins (ties: the cheaper, earlier candidate)."""
+    sensitivity, allocate at the budget (with `moves`, compression may take part of it, as in the
+    search), remove the channels, and score the pruned model on the validation data before any
+    fine-tuning; the best score wins (ties: the cheaper, earlier candidate)."""
     candidates = [c for c in AUTO_CANDIDATES
                   if c != "bn" or any(has_batchnorm(graph, g) for g in graph.groups if g.prunable)]
     rows: dict[str, dict] = {}
     for crit in candidates:
         t = time.perf_counter()
         sens = analyze(model, graph, ds, importance=crit, round_to=round_to, quiet=quiet, use_cache=use_cache)
-        alloc = allocate(graph, predictor, sens, limits, round_to)
+        alloc = allocate(graph, predictor, sens, limits, round_to, moves)
         pruned = prune_structured(model, group_keep=alloc.keep, importance=crit, data=ds, ignore=ignore).model
         rows[crit] = {"score_before_fine_tune": round(training.evaluate(pruned, ds), 6),
                       "predicted_drop": round(alloc.predicted_drop, 6), "seconds": round(time.perf_counter() - t, 2)}
@@ -414,7 +415,7 @@ def _search(model, ds: Dataset, out_dir: Path, asked: Budget, *, epochs, batch_s
     if importance == "auto":
         t = time.perf_counter()
         importance, measured = choose_importance(model, graph, predictor, ds_scored, base_limits,
-                                                 round_to, ignore, use_cache, quiet)
+                                                 round_to, ignore, use_cache, quiet, moves)
         seconds["importance choice"] = round(time.perf_counter() - t, 2)
         choices["importance"] = {"chosen": importance, "rule": "best validation score of the allocated, pruned "
                                  "model before fine-tuning", "candidates": measured}
