@@ -40,3 +40,18 @@ def test_a_savedmodel_type_spec_other_than_a_tensor_spec_is_refused():
     bad = {**good, "type_spec": "my_project.EvilSpec"}
     with pytest.raises(ModelLoadError, match="EvilSpec"):
         check_config({"class_name": "Functional", "config": {"input_spec": bad}})
+
+
+@pytest.mark.parametrize("name", ["m.keras", "m.h5", "saved"])
+def test_a_compiled_trained_model_loads_in_every_format(tmp_path, name):
+    """What users save: a compiled model after fit() (its optimizer is in the file's config)."""
+    from tinyprune.load.model import load_model
+    from tinyprune.tfsetup import keras
+
+    m = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, activation="softmax")])
+    m.compile(keras.optimizers.Adam(1e-3), "sparse_categorical_crossentropy", metrics=["accuracy"])
+    m.fit(np.zeros((4, 4), np.float32), np.zeros(4, np.int64), verbose=0)
+    m.save(tmp_path / name)
+    loaded = load_model(tmp_path / name)
+    x = np.random.default_rng(0).normal(size=(2, 4)).astype(np.float32)
+    np.testing.assert_allclose(loaded.predict(x, verbose=0), m.predict(x, verbose=0), atol=1e-6)
