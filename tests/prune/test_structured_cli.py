@@ -33,7 +33,7 @@ def test_cli_prunes_fine_tunes_and_writes_a_smaller_int8(pruned_run, demo_int8, 
     from tinyprune.load.model import load_model
 
     saved = load_model(out / "model.h5")  # the report's channel counts are the saved model's
-    assert saved.get_layer("conv1").filters == report["kept"]["conv1"] == rows["conv1"]["channels_after"]
+    assert saved.get_layer("conv1").filters == len(report["kept"]["conv1"]) == rows["conv1"]["channels_after"]
 
 
 def test_cli_prints_a_per_layer_table(tmp_path, demo_model_path):
