@@ -20,7 +20,7 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
-from firmware_export.errors import BoardError, ConfigError, InputFileError
+from firmware_export.errors import BoardError, ConfigError
 
 BOARDS_FILE = Path(__file__).with_name("boards.toml")
 
@@ -145,14 +145,10 @@ def parse_boards(text: str, source: str = "<boards>") -> list[Board]:
 
 def read_boards_file(boards_file: str | Path) -> list[Board]:
     """The boards defined in a user's TOML file, validated, in file order."""
-    path = Path(boards_file)
-    if not path.is_file():
-        raise InputFileError(f"{path}: no such boards file; give a TOML file with [[board]] tables")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
-        raise InputFileError(f"{path}: cannot read boards file ({e.__class__.__name__})") from None
-    return parse_boards(text, str(path))
+    from firmware_export.files import read_user_text
+
+    text = read_user_text(boards_file, "boards file", "a TOML file with [[board]] tables")
+    return parse_boards(text, str(boards_file))
 
 
 def load_boards(boards_file: str | Path | None = None) -> dict[str, Board]:

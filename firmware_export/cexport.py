@@ -43,8 +43,8 @@ from pathlib import Path
 from firmware_export import ops as ops_mod
 from firmware_export import tflm
 from firmware_export.arena_bound import ArenaBound, arena_bound
-from firmware_export.errors import ConfigError, InputFileError, TfliteFormatError
-from firmware_export.files import check_writable, staged_dir
+from firmware_export.errors import ConfigError, TfliteFormatError
+from firmware_export.files import check_writable, read_user_text, staged_dir
 from firmware_export.tflite_model import Tensor, TfliteModel, parse_tflite, read_tflite
 
 TEMPLATES = Path(__file__).with_name("templates")
@@ -118,13 +118,7 @@ def arena_constant(target_bytes: int) -> int:
 
 def read_labels(path: str | Path) -> list[str]:
     """Class labels from a text file, one per line (blank lines ignored)."""
-    path = Path(path)
-    if not path.is_file():
-        raise InputFileError(f"{path}: no such labels file; give a text file with one label per line")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        raise InputFileError(f"{path} is not UTF-8 text; give a text file with one label per line") from None
+    text = read_user_text(path, "labels file", "a text file with one label per line")
     return [line.strip() for line in text.splitlines() if line.strip()]
 
 

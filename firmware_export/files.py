@@ -15,7 +15,7 @@ import tempfile
 from pathlib import Path
 from typing import Iterable, Iterator
 
-from firmware_export.errors import OutputExistsError
+from firmware_export.errors import InputFileError, OutputExistsError
 
 
 def _umask() -> int:
@@ -41,6 +41,20 @@ def check_writable(path: Path, force: bool, inputs: Iterable[str | Path] = ()) -
     check_not_input(path, inputs)
     if path.exists() and not force:
         raise OutputExistsError(f"{path} already exists; pass --force to overwrite it")
+
+
+def read_user_text(path: str | Path, what: str, expected: str) -> str:
+    """A user's UTF-8 text file (boards TOML, labels, measured latencies), or InputFileError naming
+    `what` it was meant to be and the `expected` content."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputFileError(f"{path}: no such {what}; give {expected}")
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise InputFileError(f"{path} is not UTF-8 text; give {expected}") from None
+    except OSError as e:
+        raise InputFileError(f"{path}: cannot read the {what} ({e.strerror or e.__class__.__name__})") from None
 
 
 def write_bytes(path: Path, data: bytes, force: bool = False, inputs: Iterable[str | Path] = ()) -> Path:

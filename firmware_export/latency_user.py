@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from firmware_export.boards import load_boards
-from firmware_export.errors import BoardError, ConfigError, InputFileError
+from firmware_export.errors import BoardError, ConfigError
 from firmware_export.files import write_text
 
 MIN_UNCERTAINTY = 0.10  # a measured board is still not exact: input-dependent paths, clocks, caches
@@ -75,13 +75,10 @@ def calibration_path(boards_file: str | Path) -> Path:
 
 def read_measured(path: str | Path) -> list[MeasuredRow]:
     """Rows of a measured-latency CSV (`model,board,ms`), validated; model paths made absolute."""
+    from firmware_export.files import read_user_text
+
     path = Path(path)
-    if not path.is_file():
-        raise InputFileError(f"{path}: no such file; give a CSV with the columns model,board,ms")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
-        raise InputFileError(f"{path}: cannot read it as UTF-8 text ({e.__class__.__name__})") from None
+    text = read_user_text(path, "measured-latency file", "a CSV with the columns model,board,ms")
     lines = [ln for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
     reader = csv.DictReader(lines)
     if reader.fieldnames is None or [f.strip() for f in reader.fieldnames] != list(COLUMNS):
