@@ -81,20 +81,14 @@ def fuzz_cli(data: bytes, n: int, out: Path) -> dict:
 
 
 def fuzz_keras(out: Path) -> dict:
-    import h5py
 
-    from tests.security.hostile_keras import (lambda_h5, variants, write_h5, write_keras_zip,
+    from tests.security.hostile_keras import (lambda_template, variants, write_h5, write_keras_zip,
                                               write_savedmodel_metadata)
     from tinyprune.errors import ModelLoadError
     from tinyprune.load.model import load_model
     from tinyprune.tfsetup import keras
 
-    marker = out / "LAMBDA_RAN"
-    template = lambda_h5(keras, out, marker)
-    marker.unlink(missing_ok=True)
-    with h5py.File(template, "r") as f:
-        text = f.attrs["model_config"]
-        text = text.decode() if isinstance(text, bytes) else text
+    template, marker, text = lambda_template(keras, out)
     stats = {"cases": 0, "refused": 0, "loaded": 0, "executions": 0, "tracebacks": 0}
     for i, (_, cfg) in enumerate(variants(text)):
         for path in (write_h5(template, cfg, out / f"v{i}.h5"), write_keras_zip(cfg, out / f"v{i}.keras"),

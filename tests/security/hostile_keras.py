@@ -105,3 +105,15 @@ def write_savedmodel_metadata(config_text: str, folder: Path) -> Path:
     node = _len_field(3, b"root") + _len_field(4, b"_tf_keras_network") + _len_field(5, config_text.encode())
     (folder / "keras_metadata.pb").write_bytes(_len_field(1, node))
     return folder
+
+
+def lambda_template(keras, folder: Path) -> tuple[Path, Path, str]:
+    """(the marker-writing Lambda .h5, its marker path, its model_config JSON text); marker absent."""
+    import h5py
+
+    marker = folder / "LAMBDA_RAN"
+    template = lambda_h5(keras, folder, marker)
+    marker.unlink(missing_ok=True)
+    with h5py.File(template, "r") as f:
+        text = f.attrs["model_config"]
+    return template, marker, text.decode() if isinstance(text, bytes) else text

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from firmware_export.errors import UserError
 from tests.security.harness import exercise
-from tests.security.hostile_keras import (lambda_h5, variants, write_h5, write_keras_zip,
+from tests.security.hostile_keras import (lambda_template, variants, write_h5, write_keras_zip,
                                           write_savedmodel_metadata)
 from tests.security.mutate import mutate
 from tinyprune.errors import ModelLoadError
@@ -100,17 +100,11 @@ def _dicts(tree):
 def test_hostile_keras_files_through_every_loader(tmp_path):
     """Every rewrite of a marker-writing Lambda config, in .h5, .keras and SavedModel form, is refused;
     the marker is checked after each load. One unsafe load proves the marker would appear."""
-    import h5py
 
     from tinyprune.load.model import load_model
     from tinyprune.tfsetup import keras
 
-    marker = tmp_path / "LAMBDA_RAN"
-    template = lambda_h5(keras, tmp_path, marker)
-    marker.unlink(missing_ok=True)
-    with h5py.File(template, "r") as f:
-        text = f.attrs["model_config"]
-        text = text.decode() if isinstance(text, bytes) else text
+    template, marker, text = lambda_template(keras, tmp_path)
     tried = 0
     for i, (name, cfg) in enumerate(variants(text)):
         for kind, path in (("h5", write_h5(template, cfg, tmp_path / f"v{i}.h5")),
