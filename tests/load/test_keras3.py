@@ -279,11 +279,10 @@ def test_cli_structured_on_a_keras3_sequential_file(K, tk, k3_files, tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(reason="open defect (session note, issue 14): after the TFLM isolation of issue 13, the budget "
-                          "search's first arena measurement of this model fails in its forked child ('reports an "
-                          "arena it cannot allocate') although the same bytes measure fine in a fresh process",
-                   strict=False)
 def test_cli_flash_budget_on_a_keras3_functional_file(K, tk, k3_files, tmp_path):
+    """Also the end-to-end regression test of the forked arena probe: this run failed with "reports an
+    arena it cannot allocate" while the probe's child garbage-collected the parent's TensorFlow objects
+    (tests/firmware_export/test_tflm_fork.py)."""
     out = tmp_path / "out"
     proc = run_cli(["prune", str(k3_files["functional"]), "--flash-budget", "50%", "--data", "digits",
                     "--epochs", "1", "--json", "--quiet", "-o", str(out)])
