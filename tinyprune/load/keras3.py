@@ -63,7 +63,7 @@ _DIFFERENT_ACTIVATIONS = {
     "hard_sigmoid": "Keras 3 computes hard_sigmoid as relu6(x + 3) / 6 and tf_keras as clip(0.2 x + 0.5, 0, 1) "
                     "(0.667 vs 0.700 at x = 1); build it from layers.Rescaling(1.0, offset=3.0), layers.ReLU(6.0) and layers.Rescaling(1 / 6)",
 }
-_OP_HINT = ("it is a keras.ops call in the graph, which tf_keras cannot rebuild; use the matching layer "
+_OP_HINT = ("which tf_keras cannot rebuild; use the matching layer "
             "(layers.ReLU, layers.Add, layers.Multiply, layers.Rescaling for x * a + b, layers.Reshape, ...)")
 
 
@@ -73,6 +73,31 @@ class Keras3TranslationError(ModelLoadError):
 
 def _refuse(name: str, cls: str, why: str) -> Keras3TranslationError:
     return Keras3TranslationError(f"Keras 3 layer '{name}' ({cls}) cannot be translated exactly: {why}")
+
+
+def _snake(cls: str) -> str:
+    return "".join(f"_{c.lower()}" if c.isupper() and i else c.lower() for i, c in enumerate(cls))
+
+
+def _op_refusal(d: dict, name: str, cls: str) -> str:
+    """Why a keras.ops node is refused, naming the call and what it is applied to (from the JSON alone):
+    e.g. "it is a keras.ops call in the graph, keras.ops.add(output of 're_lu', 3.0), which ..."."""
+
+    def arg(v: Any) -> str:
+        if _is_tensor_ref(v):
+            history = (v.get("config") or {}).get("keras_history") or ["?"]
+            return f"output of '{history[0]}'"
+        if isinstance(v, list):
+            return "[" + ", ".join(arg(x) for x in v) + "]"
+        return json.dumps(v)[:40]
+
+    nodes = d.get("inbound_nodes") or []
+    node = nodes[0] if nodes and isinstance(nodes[0], dict) else {}
+    args = [arg(v) for v in node.get("args") or []]
+    args += [f"{k}={arg(v)}" for k, v in (node.get("kwargs") or {}).items() if v is not None]
+    module = str(d.get("module") or "keras.src.ops")
+    call = f"keras.ops.{_snake(cls)}({', '.join(args)})"[:160]
+    return f"it is a keras.ops call in the graph ({module}.{cls}: {call}), {_OP_HINT}"
 
 
 # --------------------------------------------------------------------------- files, no TensorFlow
@@ -357,7 +382,7 @@ def _layer_dict(d: dict, side: _Side) -> dict:
         raise _refuse(name, cls, "Lambda and op layers hold code for one Keras version only; "
                                  "replace them with builtin layers")
     if module.startswith("keras.src.ops"):
-        raise _refuse(name, cls, _OP_HINT)
+        raise _refuse(name, cls, _op_refusal(d, name, cls))
     if module and not _is_keras_module(module):
         raise _refuse(name, cls, f"it is a custom class (module '{module}') that only exists for Keras 3")
     if cls in _MODEL_CLASSES:
@@ -619,7 +644,7 @@ def _precheck(config: Any, path: Path) -> None:
             cls, name = config["class_name"], str(config.get("name") or cfg.get("name") or "?")
             try:
                 if str(config.get("module") or "").startswith("keras.src.ops"):
-                    raise _refuse(name, cls, _OP_HINT)
+                    raise _refuse(name, cls, _op_refusal(config, name, cls))
                 for key in ("activation", "recurrent_activation"):
                     if isinstance(cfg.get(key), str):
                         _activation(cfg[key], side, name, cls)
