@@ -156,6 +156,23 @@ def test_keras_ops_call_is_refused_naming_the_layer(K):
         from_keras3(K.Model(inp, out))
     msg = str(e.value)
     assert "\n" not in msg and "(Relu)" in msg and "keras.ops call" in msg and "layers.ReLU" in msg
+    assert "keras.ops.relu(output of 'd')" in msg  # the call and what it is applied to
+
+
+@pytest.mark.slow
+def test_mobilenetv3_is_refused_with_one_line_naming_the_layer(K):
+    """Keras 3's MobileNetV3 computes hard_swish as Activation("hard_silu"), which tf_keras computes
+    differently (its hard_sigmoid inside): refused, naming the first such layer, before any weight copy."""
+    from tinyprune.load.keras3 import Keras3TranslationError, from_keras3
+
+    model = K.applications.MobileNetV3Small(input_shape=(32, 32, 3), alpha=0.75, weights=None, classes=10,
+                                            include_preprocessing=False)
+    first = next(d for d in model.get_config()["layers"] if d["config"].get("activation") == "hard_silu")
+    with pytest.raises(Keras3TranslationError) as e:
+        from_keras3(model)
+    msg = str(e.value)
+    assert "\n" not in msg and f"'{first['name']}' ({first['class_name']})" in msg, msg
+    assert "activation 'hard_silu' is not one both Keras versions compute identically" in msg, msg
 
 
 @pytest.mark.parametrize("option", ["pad_to_aspect_ratio", "antialias"])
@@ -337,27 +354,76 @@ def test_library_jobs_on_keras3_models(K, tk, k3_files, digits, tmp_path, name):
         _check_keras3_output(K, tk, tmp_path / "budget", (8, 8, 1), smaller_than=in_memory.count_params())
 
 
-@pytest.mark.slow
-def test_mobilenetv2_keras3_structured_and_round_trip(K, tk, digits, tmp_path):
-    """keras.applications.MobileNetV2 (alpha 0.35, 32x32): translated exactly (checked on data
-    too), structured pruning, written back as Keras 3 within 1e-5. (Magnitude and the budget
-    search are covered on the smaller models; they would cost this suite more than its budget.)"""
+@pytest.fixture(scope="module")
+def mobilenet(K, digits):
+    """keras.applications.MobileNetV2 (Keras 3, alpha 0.35, 32x32, weights=None, logits) and digits
+    upscaled to 32x32x3 (200 train, 64 validation samples)."""
     from tinyprune.load.data import Dataset
-    from tinyprune.load.keras3 import from_keras3
-    from tinyprune.pipeline.outputs import write_prune_outputs
-    from tinyprune.prune.structured import prune_structured
 
     def up(x):  # digits 8x8 -> 32x32x3
         return np.repeat(np.repeat(x.reshape(-1, 8, 8, 1), 4, axis=1), 4, axis=2).repeat(3, axis=3)
 
     ds = Dataset("digits32", up(digits.x_train[:200]), digits.y_train[:200], up(digits.x_val[:64]),
                  digits.y_val[:64])
-    model = K.applications.MobileNetV2(input_shape=(32, 32, 3), alpha=0.35, weights=None, classes=10)
+    # logits out: an untrained model's softmax input has a degenerate int8 scale that TFLM's softmax
+    # aborts on (tests/security/test_hostile_tflite.py::test_untrained_mobilenetv2_int8_abort)
+    model = K.applications.MobileNetV2(input_shape=(32, 32, 3), alpha=0.35, weights=None, classes=10,
+                                       classifier_activation=None)
+    rng = np.random.default_rng(0)  # trained-like BatchNorm statistics: freshly built, every folded bias is 0
+    for layer in model.layers:  # and the converter shares identical buffers, so sizes would shift once tuned
+        if isinstance(layer, K.layers.BatchNormalization):
+            n = layer.gamma.shape[0]
+            layer.set_weights([rng.uniform(0.5, 1.5, n), rng.normal(0, 0.1, n), rng.normal(0, 0.1, n),
+                               rng.uniform(0.5, 1.5, n)])
+    return model, ds
+
+
+@pytest.mark.slow
+def test_mobilenetv2_keras3_structured_and_round_trip(K, tk, mobilenet, tmp_path):
+    """keras.applications.MobileNetV2: translated exactly (checked on data too), structured
+    pruning, written back as Keras 3 within 1e-5."""
+    from tinyprune.load.keras3 import from_keras3
+    from tinyprune.pipeline.outputs import write_prune_outputs
+    from tinyprune.prune.structured import prune_structured
+
+    model, ds = mobilenet
     t = from_keras3(model, ds.x_train)
     assert _diff(model, t, (32, 32, 3), n=4) <= TOL
     s = prune_structured(t, 0.3, data=ds)
     out = write_prune_outputs(tmp_path / "mb", s.model, {"model": "MobileNetV2"}, keras3=True)
     _check_keras3_output(K, tk, out.folder, (32, 32, 3), smaller_than=model.count_params())
+
+
+@pytest.mark.slow
+def test_mobilenetv2_keras3_magnitude_and_round_trip(K, tk, mobilenet, tmp_path):
+    """The in-memory Keras 3 MobileNetV2 through magnitude pruning (50%, one epoch): the Keras 3
+    copy computes what the pruned tf_keras model computes and holds exactly its zeros."""
+    from tinyprune.pipeline.outputs import write_prune_outputs
+    from tinyprune.prune.magnitude import Schedule, prune_magnitude
+
+    model, ds = mobilenet
+    m = prune_magnitude(model, ds, Schedule("constant", 0.5, 0.5), epochs=1, quiet=True)
+    out = write_prune_outputs(tmp_path / "mag", m.model, {"model": "MobileNetV2"}, keras3=True)
+    back = _check_keras3_output(K, tk, out.folder, (32, 32, 3))
+    zeros_tf = sum(int(np.sum(np.asarray(w) == 0)) for w in m.model.weights if "kernel" in w.name)
+    zeros_k3 = sum(int(np.sum(np.asarray(w) == 0)) for w in back.weights if "kernel" in w.path)
+    total = sum(int(np.prod(w.shape)) for w in back.weights if "kernel" in w.path)
+    assert zeros_k3 == zeros_tf and zeros_k3 / total >= 0.4  # the zeros made it into the Keras 3 file
+
+
+@pytest.mark.slow
+def test_mobilenetv2_keras3_flash_budget_and_round_trip(K, tk, mobilenet, tmp_path):
+    """The in-memory Keras 3 MobileNetV2 through the flash budget (80%, l1, one epoch): the
+    budget is met on the measured int8 artifact and OUT/model_keras3.keras, structurally
+    smaller, computes what OUT/model.h5 computes."""
+    from tinyprune.budget.search import prune_for_budget
+
+    model, ds = mobilenet
+    r = prune_for_budget(model, ds, tmp_path / "budget", flash_budget="80%", epochs=1, importance="l1",
+                         distill=False, calibration=32, margin=0.02, quiet=True, use_cache=False)
+    assert r.status == "pruned"
+    assert r.final["int8_bytes"] <= r.targets["flash_bytes"] < r.original["int8_bytes"]
+    _check_keras3_output(K, tk, tmp_path / "budget", (32, 32, 3), smaller_than=model.count_params())
 
 
 # --------------------------------------------------------------------------- bad input: before TensorFlow
@@ -383,7 +449,7 @@ def bad_files(K, tmp_path_factory, k3_files):
                                               "config": {"name": "d", "units": 3}, "registered_name": None}))
     (d / "notes.keras").write_text("not a model\n")
     inp = K.Input((4,))
-    K.Model(inp, K.ops.relu(K.layers.Dense(3)(inp))).save(d / "ops.keras")
+    K.Model(inp, K.ops.relu(K.layers.Dense(3, name="d")(inp))).save(d / "ops.keras")
     K.Sequential([K.Input((4,)), K.layers.Dense(3, activation="hard_sigmoid", name="hs")]).save(d / "hs.h5")
     return d
 
@@ -392,7 +458,8 @@ BAD = {"lambda.keras": "Lambda layer", "custom.keras": "custom class 'Twice' fro
        "custom.h5": "layer 'twice' has custom",
        "lambda.h5": "Lambda layer", "truncated.keras": "not a readable .keras archive",
        "layer.keras": "holds a Dense, not a Sequential or functional", "notes.keras": "neither an HDF5",
-       "ops.keras": "(Relu) cannot be translated exactly: it is a keras.ops call",
+       "ops.keras": "(Relu) cannot be translated exactly: it is a keras.ops call in the graph "
+                    "(keras.src.ops.nn.Relu: keras.ops.relu(output of 'd'))",
        "hs.h5": "'hs' (Dense) cannot be translated exactly: activation 'hard_sigmoid'"}
 
 
