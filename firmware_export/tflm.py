@@ -212,13 +212,14 @@ def _fork() -> int:
     """
     sys.stdout.flush()
     sys.stderr.flush()
+    nested = gc.get_freeze_count() > 0  # already a forked child (its parent's objects are frozen in it)
     gc.freeze()
     pid = -1
     try:
         pid = os.fork()
     finally:
-        if pid != 0:  # the parent (or a failed fork): its collector sees everything again
-            gc.unfreeze()
+        if pid != 0 and not nested:  # the parent (or a failed fork): its collector sees everything again
+            gc.unfreeze()  # (a nested fork keeps them frozen: unfreezing would expose the grandparent's)
     return pid
 
 

@@ -73,3 +73,22 @@ def test_every_tflm_fork_goes_through_the_guard(tmp_path, collector_off):
     assert gc.collect() >= 2 and marks.read_text().split() == [str(os.getpid())] * 2
     source = Path(tflm.__file__).read_text()
     assert source.count("= os.fork()") == 1 and source.count("pid = _fork()") == 2  # the helper, its two callers
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="the isolation forks only where fork exists")
+def test_a_fork_inside_a_forked_child_keeps_the_grandparents_objects_frozen(tmp_path, collector_off):
+    """The isolated child forks again for each arena probe: after such a fork the child's own
+    collector must still not see (and finalize) the objects it inherited."""
+    marks = tmp_path / "finalized_by.txt"
+    _make_garbage(str(marks))
+
+    def child_forks_then_collects() -> int:
+        pid = tflm._fork()  # a probe's fork, from inside the isolated child
+        if pid == 0:
+            os._exit(0)
+        os.waitpid(pid, 0)
+        return gc.collect()
+
+    tflm._isolated("testing", child_forks_then_collects)
+    assert not marks.exists(), "a nested fork unfroze the parent's objects in the child"
+    assert gc.get_freeze_count() == 0
