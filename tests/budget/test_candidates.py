@@ -1,0 +1,157 @@
+"""Allocation candidates (budget/candidates.py) and distillation through logits: shapes between
+the greedy sensitivity allocation and one uniform ratio, each meeting the limits, and the
+search keeping the one that scores best after a short fine-tune."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tests.helpers import DEMO_MODEL
+
+
+@pytest.fixture(scope="module")
+def planned(digits):
+    """The demo model's graph, size predictor, L1 sensitivity and limits at 30% of its int8 bytes."""
+    from firmware_export import tflm
+    from tinyprune.budget.allocation import Limits
+    from tinyprune.budget.predictor import SizePredictor
+    from tinyprune.budget.sensitivity import analyze
+    from tinyprune.load.model import load_model
+    from tinyprune.prune.structured.dependency import build_graph
+    from tinyprune.quantize.int8 import quantize_int8
+
+    model = load_model(DEMO_MODEL)
+    int8 = quantize_int8(model, digits.x_train, 64)
+    arena = tflm.measure_arena(int8)
+    out = model.layers[-1].name
+    graph = build_graph(model, (out,))
+    predictor = SizePredictor(model, graph, len(int8), arena.target_bytes, arena.head_bytes)
+    sens = analyze(model, graph, digits, importance="l1", quiet=True, use_cache=False)
+    return model, graph, predictor, sens, Limits(flash_bytes=0.3 * len(int8))
+
+
+def test_shapes_meet_the_limits_from_greedy_to_uniform(planned):
+    from tinyprune.budget.allocation import allocate
+    from tinyprune.budget.candidates import blended
+
+    model, graph, predictor, sens, limits = planned
+    greedy = allocate(graph, predictor, sens, limits)
+    assert blended(graph, predictor, sens, limits, 1, 1.0).keep == greedy.keep  # alpha 1 is the greedy allocator
+    groups = [g for g in graph.groups if g.prunable]
+    uniform = blended(graph, predictor, sens, limits, 1, 0.0)
+    removed = [1 - uniform.keep[g.id] / g.channels for g in groups]
+    # one ratio for every group, up to rounding to whole channels (and each group's floor)
+    assert max(removed) - min(removed) <= max(1 / g.channels for g in groups) + 1e-9, removed
+    assert uniform.keep != greedy.keep
+    half = blended(graph, predictor, sens, limits, 1, 0.5)
+    for alloc in (greedy, uniform, half):
+        assert not limits.deficits(alloc.prediction)
+        assert alloc.prediction.flash_bytes <= limits.flash_bytes
+    # the least removal that meets the limits: the uniform shape with one more channel everywhere misses
+    wider = {gid: min(k + 1, g.channels) for (gid, k), g in zip(uniform.keep.items(), groups)}
+    assert limits.deficits(predictor.predict(wider))
+
+
+def test_choose_keeps_the_best_score_and_ties_go_to_the_sensitivity_shape(planned):
+    from tinyprune.budget.candidates import choose
+
+    model, graph, predictor, sens, limits = planned
+    pruned = []
+
+    def prune(keep):
+        pruned.append(dict(keep))
+        return keep
+
+    # a score that prefers wide first groups: whatever wins, it is the argmax of the scores
+    best, scored = choose(graph, predictor, sens, limits, 1, prune, lambda keep: float(next(iter(keep.values()))))
+    assert len(scored) == len({tuple(c.allocation.keep.values()) for c in scored})  # each shape once
+    assert best.score == max(c.score for c in scored)
+    assert {c.name for c in scored} <= {"sensitivity", "blend 0.5", "uniform"}
+    tie, _ = choose(graph, predictor, sens, limits, 1, prune, lambda keep: 0.5)
+    assert tie.name == "sensitivity" and tie.alpha == 1.0
+    assert pruned[0] == scored[0].allocation.keep
+
+
+@pytest.mark.slow
+def test_budget_search_scores_the_shapes_and_builds_the_winner(digits, tmp_path):
+    from tinyprune.budget.search import prune_for_budget
+    from tinyprune.load.model import load_model
+
+    r = prune_for_budget(load_model(DEMO_MODEL), digits, tmp_path / "out", flash_budget="25%", epochs=1,
+                         importance="l1", distill=False, quiet=True, seed=0)
+    shape = r.choices["allocation"]
+    cands = shape["candidates"]
+    assert set(cands) >= {"sensitivity", "uniform"}
+    best = max(cands.values(), key=lambda c: (c["score_after_probe"], c["alpha"]))
+    assert shape["alpha"] == best["alpha"] and cands[shape["chosen"]] is not None
+    assert r.rounds[0]["keep"] == best["keep"]  # the first round builds the winning shape
+    assert r.final["int8_bytes"] <= r.targets["flash_bytes"]
+    assert "allocation candidates" in r.seconds
+    assert "- allocation: " + shape["chosen"] in (tmp_path / "out" / "report.md").read_text()
+
+
+def test_unknown_allocation_is_refused_before_any_work(digits, tmp_path):
+    from tinyprune.budget.search import prune_for_budget
+    from tinyprune.errors import ConfigError
+    from tinyprune.load.model import load_model
+
+    with pytest.raises(ConfigError, match="unknown allocation 'wide'"):
+        prune_for_budget(load_model(DEMO_MODEL), digits, tmp_path / "out", flash_budget="25%", allocation="wide")
+    assert not (tmp_path / "out").exists()
+
+
+# ---------------------------------------------------------------- distillation through logits
+
+def _softmax_models():
+    from tinyprune.tfsetup import keras
+
+    keras.utils.set_random_seed(3)
+    inp = keras.Input((6,))
+    fused = keras.Model(inp, keras.layers.Dense(4, activation="softmax", name="head")(inp))
+    inp2 = keras.Input((6,))
+    split = keras.Model(inp2, keras.layers.Softmax()(keras.layers.Dense(4, name="head")(inp2)))
+    return fused, split
+
+
+def test_logits_head_gives_the_logits_with_the_models_own_weights_and_restores_it():
+    from tinyprune.training.distillation import logits_head
+
+    x = np.random.default_rng(0).normal(size=(5, 6)).astype(np.float32) * 4
+    for model in _softmax_models():
+        w, b = model.get_layer("head").get_weights()
+        before = model.predict(x, verbose=0)
+        np.testing.assert_allclose(before.sum(1), 1.0, rtol=1e-5)
+        with logits_head(model) as (view, is_logits):
+            assert is_logits
+            np.testing.assert_allclose(view.predict(x, verbose=0), x @ w + b, rtol=1e-4, atol=1e-4)
+        np.testing.assert_allclose(model.predict(x, verbose=0), before, rtol=1e-6)  # the softmax is back
+
+
+def test_distillation_moves_a_confident_student_where_log_probabilities_have_no_gradient(digits):
+    """A student whose wrong-class probabilities are below float32's clip (1e-7) still learns from
+    the teacher's soft targets: the loss sees logits, not clipped log-probabilities."""
+    from tinyprune import training
+    from tinyprune.load.data import Dataset
+    from tinyprune.load.model import load_model
+    from tinyprune.tfsetup import keras
+
+    teacher = load_model(DEMO_MODEL)
+    student = keras.models.clone_model(teacher)
+    student.set_weights([w * 3.0 if w.ndim == 1 and w.shape[0] == 10 else w for w in teacher.get_weights()])
+    last = student.layers[-1]
+    k, b = last.get_weights()
+    last.set_weights([k * 6.0, b * 6.0])  # far over-confident: most wrong classes under 1e-7
+    ds = Dataset("digits-unlabelled", digits.x_train[:300], None, digits.x_val, None)
+    probs = training.predict(student, ds.x_val)
+    assert float((probs < 1e-7).mean()) > 0.3
+    t_probs = training.predict(teacher, ds.x_val)
+
+    def kl():
+        s = np.clip(training.predict(student, ds.x_val), 1e-12, 1)
+        return float(np.mean(np.sum(t_probs * (np.log(np.clip(t_probs, 1e-12, 1)) - np.log(s)), axis=1)))
+
+    before = kl()
+    with training.reproducible(0):
+        training.distill(student, teacher, ds, epochs=2, batch_size=32, quiet=True)
+    assert kl() < 0.5 * before, (before, kl())
