@@ -213,8 +213,6 @@ def validate(cfg: RunConfig) -> None:
                           f"{p.method!r}; it reads {', '.join(sorted(METHOD_KEYS[kind]))}")
     if isinstance(p.epochs, bool) or not isinstance(p.epochs, int) or not 1 <= p.epochs <= MAX_EPOCHS:
         raise ConfigError(f"[prune] epochs must be a whole number in [1, {MAX_EPOCHS}], got {p.epochs!r}")
-    if isinstance(p.seed, bool) or not isinstance(p.seed, int):
-        raise ConfigError(f"[prune] seed must be a whole number (negative: not seeded), got {p.seed!r}")
     if isinstance(p.batch_size, bool) or not isinstance(p.batch_size, int) or not 1 <= p.batch_size <= MAX_BATCH_SIZE:
         raise ConfigError(f"[prune] batch_size must be a whole number in [1, {MAX_BATCH_SIZE}], got {p.batch_size!r}")
     settings, train = p.settings()
