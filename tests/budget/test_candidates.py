@@ -59,18 +59,22 @@ def test_choose_keeps_the_best_score_and_ties_go_to_the_sensitivity_shape(planne
     model, graph, predictor, sens, limits = planned
     pruned = []
 
-    def prune(keep):
-        pruned.append(dict(keep))
+    def prune(keep, importance):
+        pruned.append((dict(keep), importance))
         return keep
 
     # a score that prefers wide first groups: whatever wins, it is the argmax of the scores
-    best, scored = choose(graph, predictor, sens, limits, 1, prune, lambda keep: float(next(iter(keep.values()))))
+    best, scored = choose(graph, predictor, {"l1": sens}, limits, 1, prune,
+                          lambda keep: float(next(iter(keep.values()))))
     assert len(scored) == len({tuple(c.allocation.keep.values()) for c in scored})  # each shape once
     assert best.score == max(c.score for c in scored)
-    assert {c.name for c in scored} <= {"sensitivity", "blend 0.5", "uniform"}
-    tie, _ = choose(graph, predictor, sens, limits, 1, prune, lambda keep: 0.5)
-    assert tie.name == "sensitivity" and tie.alpha == 1.0
-    assert pruned[0] == scored[0].allocation.keep
+    assert {c.name for c in scored} <= {"l1 sensitivity", "l1 blend 0.5", "l1 uniform"}
+    assert pruned[0] == (scored[0].allocation.keep, "l1")
+    # crossed with a second importance (the same measurement under another name): ties go to the first
+    # importance, then to the sensitivity shape
+    tie, both = choose(graph, predictor, {"l1": sens, "bn": sens}, limits, 1, prune, lambda keep: 0.5)
+    assert tie.name == "l1 sensitivity" and tie.alpha == 1.0
+    assert {c.importance for c in both} == {"l1", "bn"}
 
 
 @pytest.mark.slow
@@ -78,17 +82,25 @@ def test_budget_search_scores_the_shapes_and_builds_the_winner(digits, tmp_path)
     from tinyprune.budget.search import prune_for_budget
     from tinyprune.load.model import load_model
 
+    """importance="auto" and allocation="auto" (the defaults): every (importance, shape) pair is
+    fine-tuned and scored, the best pair is built; a given importance measures the shapes alone."""
     r = prune_for_budget(load_model(DEMO_MODEL), digits, tmp_path / "out", flash_budget="25%", epochs=1,
-                         importance="l1", distill=False, quiet=True, seed=0)
+                         distill=False, quiet=True, seed=0)
     shape = r.choices["allocation"]
     cands = shape["candidates"]
-    assert set(cands) >= {"sensitivity", "uniform"}
-    best = max(cands.values(), key=lambda c: (c["score_after_probe"], c["alpha"]))
-    assert shape["alpha"] == best["alpha"] and cands[shape["chosen"]] is not None
+    assert {c["shape"] for c in cands.values()} >= {"sensitivity", "uniform"}
+    assert {c["importance"] for c in cands.values()} >= {"l1", "taylor"}
+    order = ["l1", "bn", "taylor"]
+    best = max(cands.values(), key=lambda c: (c["score_after_probe"], -order.index(c["importance"]), c["alpha"]))
+    assert (shape["importance"], shape["alpha"], shape["chosen"]) == (best["importance"], best["alpha"], best["shape"])
+    assert r.choices["importance"]["chosen"] == best["importance"]
     assert r.rounds[0]["keep"] == best["keep"]  # the first round builds the winning shape
     assert r.final["int8_bytes"] <= r.targets["flash_bytes"]
     assert "allocation candidates" in r.seconds
     assert "- allocation: " + shape["chosen"] in (tmp_path / "out" / "report.md").read_text()
+    given = prune_for_budget(load_model(DEMO_MODEL), digits, tmp_path / "l1", flash_budget="25%", epochs=1,
+                             importance="l1", distill=False, quiet=True, seed=0)
+    assert {c["importance"] for c in given.choices["allocation"]["candidates"].values()} == {"l1"}
 
 
 def test_unknown_allocation_is_refused_before_any_work(digits, tmp_path):

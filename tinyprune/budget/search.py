@@ -225,14 +225,18 @@ def _graph(model, ignore: tuple[str, ...]):
     return build_graph(model, tuple(outputs | set(ignore)))
 
 
+def _importance_candidates(graph) -> list[str]:
+    """The criteria importance="auto" tries: AUTO_CANDIDATES, bn only where a group has BatchNorm."""
+    return [c for c in AUTO_CANDIDATES if c != "bn" or any(has_batchnorm(graph, g) for g in graph.groups if g.prunable)]
+
+
 def choose_importance(model, graph, predictor: SizePredictor, ds: Dataset, limits: Limits, round_to: int,
                       ignore: tuple[str, ...], use_cache: bool, quiet: bool, moves=None) -> tuple[str, dict[str, dict]]:
     """The measured rule of importance="auto": for each candidate criterion, measure
     sensitivity, allocate at the budget (with `moves`, compression may take part of it, as in the
     search), remove the channels, and score the pruned model on the validation data before any
     fine-tuning; the best score wins (ties: the cheaper, earlier candidate)."""
-    candidates = [c for c in AUTO_CANDIDATES
-                  if c != "bn" or any(has_batchnorm(graph, g) for g in graph.groups if g.prunable)]
+    candidates = _importance_candidates(graph)
     rows: dict[str, dict] = {}
     for crit in candidates:
         t = time.perf_counter()
@@ -421,8 +425,13 @@ def _search(model, ds: Dataset, out_dir: Path, asked: Budget, *, epochs, batch_s
                               "against RAM)")
     seconds["graph + predictor"] = round(time.perf_counter() - t, 2)
 
-    # 4. importance
-    if importance == "auto":
+    # 4. importance (with allocation="auto" in one shot: chosen with the shape, after fine-tuning, in step 5)
+    joint_choice = importance == "auto" and allocation == "auto" and moves is None and iterative_steps == 1
+    if joint_choice:
+        choices["importance"] = {"chosen": None, "rule": "with the allocation shape: the best validation score "
+                                 "after fine-tuning (see allocation)"}
+        importance_options = _importance_candidates(graph)
+    elif importance == "auto":
         t = time.perf_counter()
         importance, measured = choose_importance(model, graph, predictor, ds_scored, base_limits,
                                                  round_to, ignore, use_cache, quiet, moves)
@@ -453,8 +462,10 @@ def _search(model, ds: Dataset, out_dir: Path, asked: Budget, *, epochs, batch_s
             predictor = SizePredictor(current, graph, current_m.int8_bytes, current_m.arena_bytes,
                                       current_m.arena_head_bytes)
         t = time.perf_counter()
-        sens = analyze(current, graph, ds_scored, importance=importance, round_to=round_to, quiet=quiet,
-                       use_cache=use_cache)
+        sensitivities = {crit: analyze(current, graph, ds_scored, importance=crit, round_to=round_to, quiet=quiet,
+                                       use_cache=use_cache)
+                         for crit in (importance_options if joint_choice else [importance])}
+        sens = next(iter(sensitivities.values()))
         seconds[prefix + "sensitivity"] = round(time.perf_counter() - t, 2)
         if not quiet and step == 1:
             sens.render(console, top=12)
@@ -464,9 +475,13 @@ def _search(model, ds: Dataset, out_dir: Path, asked: Budget, *, epochs, batch_s
                 moves.reindex(predictor)
             allocator = _allocator(graph, predictor, sens, round_to, moves, _ALPHA.get(allocation, 1.0))
             if allocation == "auto" and moves is None:
-                allocator, choices["allocation"] = _choose_shape(
-                    current, model, graph, predictor, sens, _limits(target, current_m, factors), ds, ds_scored,
-                    labels, batch_size, importance, round_to, ignore, quiet, console)
+                best, choices["allocation"] = _choose_shape(
+                    current, model, graph, predictor, sensitivities, _limits(target, current_m, factors), ds,
+                    ds_scored, labels, epochs, batch_size, round_to, ignore, console)
+                importance, sens = best.importance, sensitivities[best.importance]
+                allocator = _allocator(graph, predictor, sens, round_to, None, best.alpha)
+                if joint_choice:
+                    choices["importance"]["chosen"] = importance
                 seconds[prefix + "allocation candidates"] = choices["allocation"]["seconds"]
             else:
                 choices["allocation"] = {"chosen": "sensitivity" if moves is not None else allocation,
@@ -535,31 +550,32 @@ def _allocator(graph, predictor: SizePredictor, sens: Sensitivity, round_to: int
     return lambda limits: candidates.blended(graph, predictor, sens, limits, round_to, alpha)
 
 
-def _choose_shape(current, teacher, graph, predictor: SizePredictor, sens: Sensitivity, limits: Limits,
-                  ds: Dataset, ds_scored: Dataset, labels: bool, batch_size: int, importance: str, round_to: int,
-                  ignore: tuple[str, ...], quiet: bool, console: Console):
-    """allocation="auto": score the shapes of candidates.ALPHAS after a short fine-tune each
-    (labels, or the teacher's top-1 without them) and return (the winner's allocator, the
-    report's record of every candidate)."""
+def _choose_shape(current, teacher, graph, predictor: SizePredictor, sensitivities: dict[str, Sensitivity],
+                  limits: Limits, ds: Dataset, ds_scored: Dataset, labels: bool, epochs: int, batch_size: int,
+                  round_to: int, ignore: tuple[str, ...], console: Console):
+    """allocation="auto": score every (importance, shape) of candidates.choose after a labels-only
+    fine-tune of `epochs` (the teacher's top-1 without labels) on at most
+    candidates.PROBE_TRAIN_SAMPLES samples; return (the best Candidate, the report's record)."""
     t = time.perf_counter()
     probe_ds, probe_scored = candidates.probe_data(ds), candidates.probe_data(ds_scored)
 
-    def prune(keep):  # a new model each time: the probe may train it in place
+    def prune(keep, importance):  # a new model each time: the probe trains it in place
         return prune_structured(current, group_keep=keep, importance=importance, data=ds_scored, ignore=ignore).model
 
     def probe(pruned) -> float:
-        _fine_tune_one(pruned, teacher, probe_ds, probe_scored, labels, candidates.PROBE_EPOCHS, batch_size, None,
+        _fine_tune_one(pruned, teacher, probe_ds, probe_scored, labels, epochs, batch_size, None,
                        "allocation candidate", True)
         return training.evaluate(pruned, ds_scored)
 
-    best, scored = candidates.choose(graph, predictor, sens, limits, round_to, prune, probe)
+    best, scored = candidates.choose(graph, predictor, sensitivities, limits, round_to, prune, probe)
     console.print("allocation: " + ", ".join(f"{c.name} {c.score:.4f}" for c in scored)
-                  + f" after a {candidates.PROBE_EPOCHS}-epoch probe: {best.name}")
-    record = {"chosen": best.name, "alpha": best.alpha,
-              "rule": f"best validation score after a {candidates.PROBE_EPOCHS}-epoch fine-tune on at most "
-                      f"{candidates.PROBE_TRAIN_SAMPLES} training samples (ties: the sensitivity allocation)",
+                  + f" after fine-tuning: {best.name}")
+    record = {"chosen": best.shape, "importance": best.importance, "alpha": best.alpha,
+              "rule": f"best validation score after a {epochs}-epoch labels-only fine-tune on at most "
+                      f"{candidates.PROBE_TRAIN_SAMPLES} training samples (ties: the earlier importance, then the "
+                      "sensitivity allocation)",
               "candidates": {c.name: c.to_dict() for c in scored}, "seconds": round(time.perf_counter() - t, 2)}
-    return _allocator(graph, predictor, sens, round_to, None, best.alpha), record
+    return best, record
 
 
 def _remove_measured(current, allocator, budget: Budget,
