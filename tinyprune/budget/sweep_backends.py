@@ -272,9 +272,8 @@ class RayBackend:
         if self.ray.is_initialized():
             self.ray.shutdown()  # ends the local Ray started for the run; only disconnects from a cluster
             self.close_seconds = round(time.perf_counter() - t, 2)
-        if self._session_dir is not None:
+        if self._session_dir is not None:  # kept in describe(): the report says where it was
             shutil.rmtree(self._session_dir, ignore_errors=True)
-            self._session_dir = None
 
     def describe(self) -> dict:
         return {"backend": self.name, "address": self.address, "num_cpus": self.num_cpus,
