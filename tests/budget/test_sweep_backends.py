@@ -151,6 +151,7 @@ def test_local_and_ray_sweeps_give_the_same_points_and_files(tmp_path):
 
     assert a["backend"]["backend"] == "serial"
     assert b["backend"]["backend"] == "ray" and b["backend"]["num_cpus"] == 2 and b["backend"]["cluster_cpus"] == 2
+    assert b["backend"]["session_dir"] and not Path(b["backend"]["session_dir"]).exists()  # its logs went with it
     ids = ["flash_60pct-seed0", "flash_60pct-seed1", "flash_30pct-seed0", "flash_30pct-seed1"]
     assert [p["id"] for p in a["points"]] == [p["id"] for p in b["points"]] == ids
     for p, q in zip(a["points"], b["points"]):

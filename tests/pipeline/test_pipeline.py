@@ -63,6 +63,19 @@ def test_existing_output_is_not_overwritten(run_result):
     assert (out / "model_int8.tflite").read_bytes() == before
 
 
+@pytest.mark.slow
+def test_run_is_seeded_the_same_config_gives_the_same_artifact(run_result, tmp_path):
+    """[prune] seed (default 0) runs the fine-tune under training.reproducible: a second run of
+    the same config writes the same int8 bytes and measures the same accuracy."""
+    report, out, cfg = run_result
+    assert report["seed"]["seed"] == 0 and report["seed"]["op_determinism"] is True
+    proc = run_cli(["run", str(cfg), "-o", str(tmp_path / "again"), "--json"])
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    again = json.loads(proc.stdout)
+    assert (tmp_path / "again" / "model_int8.tflite").read_bytes() == (out / "model_int8.tflite").read_bytes()
+    assert again["pruned_accuracy"] == report["pruned_accuracy"] and again["parity"] == report["parity"]
+
+
 def test_run_with_pruning_preserving_qat(tmp_path):
     cfg = tmp_path / "qat.toml"
     cfg.write_text('[prune]\nfinal_sparsity = 0.5\nepochs = 1\n[quantize]\nqat_epochs = 1\n'

@@ -26,6 +26,8 @@ _UNITS = {"": 1, "b": 1, "kb": KB, "k": KB, "kib": KB, "mb": KB * KB, "m": KB * 
 _TIME_UNITS = {"": 1.0, "ms": 1.0, "s": 1000.0, "us": 1e-3}  # to milliseconds
 _SIZE = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*([a-zA-Z%]*)\s*$")
 QUANTITIES = ("flash_bytes", "ram_bytes", "latency_ms")
+# how the search shapes the channel counts (search.prune_for_budget(allocation=...), --allocation)
+ALLOCATIONS = ("auto", "sensitivity", "uniform")
 
 
 @dataclass(frozen=True)

@@ -14,8 +14,10 @@ accuracy as possible, and prove it on the exported artifact.
     5. in `iterative_steps` steps (NetAdapt-style; 1 = one shot) toward the budget, each step's
        targets a geometric share of the way from the original: measure per-group sensitivity of
        the current model, allocate channel counts (allocation.py), remove them, fine-tune
-       (`step_epochs`; the last step `epochs`). The last step converts and measures the real
-       artifact and tightens the predicted limits by any miss (bounded rounds);
+       (`step_epochs`; the last step `epochs`). In the last step, `allocation="auto"` first
+       scores allocation shapes between the sensitivity allocation and one uniform ratio, each
+       after a short fine-tune (candidates.py), and keeps the best. The last step converts and
+       measures the real artifact and tightens the predicted limits by any miss (bounded rounds);
     6. fine-tuning learns from the unpruned model (training.distill; labels mixed in when the
        data have them; unlabelled data train on the teacher alone); with labels and
        `distill="auto"` a labels-only fine-tune runs from the same start and the better
@@ -47,9 +49,9 @@ from firmware_export.compress import EXPERIMENTAL_NOTE
 from firmware_export.tflite_model import parse_tflite
 from tinyprune import training
 from tinyprune.keras_facts import main_kernel
-from tinyprune.budget import joint
+from tinyprune.budget import candidates, joint
 from tinyprune.budget.allocation import Allocation, Limits, allocate, smallest
-from tinyprune.budget.limits import Budget, check_job
+from tinyprune.budget.limits import ALLOCATIONS, Budget, check_job
 from tinyprune.load.data import Dataset
 from tinyprune.load.keras3 import KERAS3_FILE, as_tf_keras, save_keras3, wants_keras3
 from tinyprune.errors import BudgetError, ConfigError
@@ -67,6 +69,7 @@ EARLY_STOPPING = 3  # epochs without a better validation loss before fine-tuning
 COMPRESS_BITS = 4  # LUT index bits with --allow-compress (16 values per channel)
 AUTO_CANDIDATES = ("l1", "bn", "taylor")  # importance="auto" measures these (bn only with BatchNorm)
 IMPORTANCES = ("auto", "l1", "l2", "bn", "taylor", "random")
+_ALPHA = {"sensitivity": 1.0, "uniform": 0.0}
 
 
 @dataclass
@@ -222,14 +225,18 @@ def _graph(model, ignore: tuple[str, ...]):
     return build_graph(model, tuple(outputs | set(ignore)))
 
 
+def _importance_candidates(graph) -> list[str]:
+    """The criteria importance="auto" tries: AUTO_CANDIDATES, bn only where a group has BatchNorm."""
+    return [c for c in AUTO_CANDIDATES if c != "bn" or any(has_batchnorm(graph, g) for g in graph.groups if g.prunable)]
+
+
 def choose_importance(model, graph, predictor: SizePredictor, ds: Dataset, limits: Limits, round_to: int,
                       ignore: tuple[str, ...], use_cache: bool, quiet: bool, moves=None) -> tuple[str, dict[str, dict]]:
     """The measured rule of importance="auto": for each candidate criterion, measure
     sensitivity, allocate at the budget (with `moves`, compression may take part of it, as in the
     search), remove the channels, and score the pruned model on the validation data before any
     fine-tuning; the best score wins (ties: the cheaper, earlier candidate)."""
-    candidates = [c for c in AUTO_CANDIDATES
-                  if c != "bn" or any(has_batchnorm(graph, g) for g in graph.groups if g.prunable)]
+    candidates = _importance_candidates(graph)
     rows: dict[str, dict] = {}
     for crit in candidates:
         t = time.perf_counter()
@@ -295,7 +302,7 @@ def prune_for_budget(model, ds: Dataset | None, out_dir: str | Path, *, flash_bu
                      seed: int | None = None, distill: bool | str = "auto",
                      temperature: float = training.DEFAULT_TEMPERATURE,
                      distill_weight: float = training.DEFAULT_WEIGHT, iterative_steps: int = 1,
-                     step_epochs: int | None = None) -> BudgetResult:
+                     step_epochs: int | None = None, allocation: str = "auto") -> BudgetResult:
     """Prune `model` to meet the budget and write OUT/ (see the module docstring).
 
     The budget is either `budget` (a `Budget.parse` result: the CLI parses once and passes it)
@@ -311,7 +318,11 @@ def prune_for_budget(model, ds: Dataset | None, out_dir: str | Path, *, flash_bu
     fine-tune both ways from the same start and keep the better validation score; without
     labels, distil from the teacher alone. `iterative_steps` > 1 prunes in that many
     prune -> fine-tune -> re-measure steps; intermediate steps fine-tune `step_epochs`
-    (default max(1, epochs // 2)). `seed` fixes every source of randomness the job controls.
+    (default max(1, epochs // 2)). `allocation` shapes the channel counts of the last step:
+    "sensitivity" (the greedy allocator), "uniform" (one ratio for every group) or "auto"
+    (default: both and a blend, each scored after a short fine-tune; the best is kept; with
+    compression moves the greedy joint allocator runs alone). `seed` fixes every source of
+    randomness the job controls.
 
     Raises BudgetError when no allocation can meet the budget (with the smallest achievable),
     DataError without validation data, BoardError for an unknown board, ConfigError for bad
@@ -336,6 +347,8 @@ def prune_for_budget(model, ds: Dataset | None, out_dir: str | Path, *, flash_bu
         raise ConfigError(f"--step-epochs must be >= 0, got {step_epochs}")
     if importance not in IMPORTANCES:
         raise ConfigError(f"unknown importance {importance!r} for a budget; use one of {', '.join(IMPORTANCES)}")
+    if allocation not in ALLOCATIONS:
+        raise ConfigError(f"unknown allocation {allocation!r}; use one of {', '.join(ALLOCATIONS)}")
     if distill not in (True, False, "auto"):
         raise ConfigError(f"distill must be True, False or 'auto', got {distill!r}")
     config = training.DistillConfig(temperature, distill_weight) if distill else None
@@ -349,12 +362,13 @@ def prune_for_budget(model, ds: Dataset | None, out_dir: str | Path, *, flash_bu
                        round_to=round_to, calibration=calibration, name=name, force=force, quiet=quiet,
                        console=console, use_cache=use_cache, allow_compress=allow_compress, bits=bits,
                        ignore=tuple(ignore), config=config, distill=distill, iterative_steps=iterative_steps,
-                       step_epochs=max(1, epochs // 2) if step_epochs is None else step_epochs, seeded=seeded)
+                       step_epochs=max(1, epochs // 2) if step_epochs is None else step_epochs, seeded=seeded,
+                       allocation=allocation)
 
 
 def _search(model, ds: Dataset, out_dir: Path, asked: Budget, *, epochs, batch_size, importance, round_to,
             calibration, name, force, quiet, console, use_cache, allow_compress, bits, ignore, config, distill,
-            iterative_steps, step_epochs, seeded) -> BudgetResult:
+            iterative_steps, step_epochs, seeded, allocation) -> BudgetResult:
     seconds: dict[str, float] = {}
     t_all = time.perf_counter()
     labels = ds.y_train is not None and ds.y_val is not None
@@ -411,8 +425,13 @@ def _search(model, ds: Dataset, out_dir: Path, asked: Budget, *, epochs, batch_s
                               "against RAM)")
     seconds["graph + predictor"] = round(time.perf_counter() - t, 2)
 
-    # 4. importance
-    if importance == "auto":
+    # 4. importance (with allocation="auto" in one shot: chosen with the shape, after fine-tuning, in step 5)
+    joint_choice = importance == "auto" and allocation == "auto" and moves is None and iterative_steps == 1
+    if joint_choice:
+        choices["importance"] = {"chosen": None, "rule": "with the allocation shape: the best validation score "
+                                 "after fine-tuning (see allocation)"}
+        importance_options = _importance_candidates(graph)
+    elif importance == "auto":
         t = time.perf_counter()
         importance, measured = choose_importance(model, graph, predictor, ds_scored, base_limits,
                                                  round_to, ignore, use_cache, quiet, moves)
@@ -443,8 +462,10 @@ def _search(model, ds: Dataset, out_dir: Path, asked: Budget, *, epochs, batch_s
             predictor = SizePredictor(current, graph, current_m.int8_bytes, current_m.arena_bytes,
                                       current_m.arena_head_bytes)
         t = time.perf_counter()
-        sens = analyze(current, graph, ds_scored, importance=importance, round_to=round_to, quiet=quiet,
-                       use_cache=use_cache)
+        sensitivities = {crit: analyze(current, graph, ds_scored, importance=crit, round_to=round_to, quiet=quiet,
+                                       use_cache=use_cache)
+                         for crit in (importance_options if joint_choice else [importance])}
+        sens = next(iter(sensitivities.values()))
         seconds[prefix + "sensitivity"] = round(time.perf_counter() - t, 2)
         if not quiet and step == 1:
             sens.render(console, top=12)
@@ -452,8 +473,22 @@ def _search(model, ds: Dataset, out_dir: Path, asked: Budget, *, epochs, batch_s
         if last:
             if moves is not None:
                 moves.reindex(predictor)
-            pruned, alloc, rounds = _remove_measured(current, graph, predictor, sens, target, current_m, factors,
-                                                     moves, bits, ds_scored, importance, round_to, ignore,
+            allocator = _allocator(graph, predictor, sens, round_to, moves, _ALPHA.get(allocation, 1.0))
+            if allocation == "auto" and moves is None:
+                best, choices["allocation"] = _choose_shape(
+                    current, model, graph, predictor, sensitivities, _limits(target, current_m, factors), ds,
+                    ds_scored, labels, epochs, batch_size, round_to, ignore, console)
+                importance, sens = best.importance, sensitivities[best.importance]
+                allocator = _allocator(graph, predictor, sens, round_to, None, best.alpha)
+                if joint_choice:
+                    choices["importance"]["chosen"] = importance
+                seconds[prefix + "allocation candidates"] = choices["allocation"]["seconds"]
+            else:
+                choices["allocation"] = {"chosen": "sensitivity" if moves is not None else allocation,
+                                         "rule": "compression moves: the greedy joint allocator"
+                                         if moves is not None else "given"}
+            pruned, alloc, rounds = _remove_measured(current, allocator, target, current_m, factors,
+                                                     bits, ds_scored, importance, round_to, ignore,
                                                      console, prefix)
             masks = joint.apply_moves(pruned, {k: m for k, m in alloc.compress.items() if m.method == "prune"},
                                       cluster=False)
@@ -507,15 +542,52 @@ def _search(model, ds: Dataset, out_dir: Path, asked: Budget, *, epochs, batch_s
     return write_result(run)
 
 
-def _remove_measured(current, graph, predictor: SizePredictor, sens: Sensitivity, budget: Budget,
-                     current_m: Measured, factors: dict[str, float], moves, bits: int, ds: Dataset,
+def _allocator(graph, predictor: SizePredictor, sens: Sensitivity, round_to: int, moves, alpha: float):
+    """limits -> Allocation: the greedy allocator (with compression `moves`, or alpha 1) or the
+    allocation of shape `alpha` (candidates.blended)."""
+    if moves is not None or alpha >= 1.0:
+        return lambda limits: allocate(graph, predictor, sens, limits, round_to, moves)
+    return lambda limits: candidates.blended(graph, predictor, sens, limits, round_to, alpha)
+
+
+def _choose_shape(current, teacher, graph, predictor: SizePredictor, sensitivities: dict[str, Sensitivity],
+                  limits: Limits, ds: Dataset, ds_scored: Dataset, labels: bool, epochs: int, batch_size: int,
+                  round_to: int, ignore: tuple[str, ...], console: Console):
+    """allocation="auto": score every (importance, shape) of candidates.choose after a labels-only
+    fine-tune of `epochs` (the teacher's top-1 without labels) on at most
+    candidates.PROBE_TRAIN_SAMPLES samples; return (the best Candidate, the report's record)."""
+    t = time.perf_counter()
+    probe_ds, probe_scored = candidates.probe_data(ds), candidates.probe_data(ds_scored)
+
+    def prune(keep, importance):  # a new model each time: the probe trains it in place
+        return prune_structured(current, group_keep=keep, importance=importance, data=ds_scored, ignore=ignore).model
+
+    def probe(pruned) -> float:
+        _fine_tune_one(pruned, teacher, probe_ds, probe_scored, labels, epochs, batch_size, None,
+                       "allocation candidate", True)
+        return training.evaluate(pruned, ds_scored)
+
+    best, scored = candidates.choose(graph, predictor, sensitivities, limits, round_to, prune, probe)
+    console.print("allocation: " + ", ".join(f"{c.name} {c.score:.4f}" for c in scored)
+                  + f" after fine-tuning: {best.name}")
+    record = {"chosen": best.shape, "importance": best.importance, "alpha": best.alpha,
+              "rule": f"best validation score after a {epochs}-epoch labels-only fine-tune on at most "
+                      f"{candidates.PROBE_TRAIN_SAMPLES} training samples (ties: the earlier importance, then the "
+                      "sensitivity allocation)",
+              "candidates": {c.name: c.to_dict() for c in scored}, "seconds": round(time.perf_counter() - t, 2)}
+    return best, record
+
+
+def _remove_measured(current, allocator, budget: Budget,
+                     current_m: Measured, factors: dict[str, float], bits: int, ds: Dataset,
                      importance: str, round_to: int, ignore: tuple[str, ...], console: Console,
                      prefix: str) -> tuple[object, Allocation, list[dict]]:
-    """Allocate, remove, convert and measure the artifact; tighten the predicted limits by
-    any miss and repeat (at most MAX_ROUNDS). `factors` is updated in place."""
+    """Allocate (`allocator`: limits -> Allocation), remove, convert and measure the artifact;
+    tighten the predicted limits by any miss and repeat (at most MAX_ROUNDS). `factors` is
+    updated in place."""
     rounds = []
     for i in range(MAX_ROUNDS):
-        alloc = allocate(graph, predictor, sens, _limits(budget, current_m, factors), round_to, moves)
+        alloc = allocator(_limits(budget, current_m, factors))
         pruned = prune_structured(current, group_keep=alloc.keep, importance=importance, data=ds, ignore=ignore)
         quick, _, _ = artifact(pruned.model, ds, QUICK_CALIBRATION, alloc.compress, bits)
         got = measure(quick, budget.board)
@@ -696,6 +768,12 @@ def render_choices(r: BudgetResult) -> list[str]:
         cand = imp.get("candidates")
         lines.append(f"- importance: {imp['chosen']} ({imp['rule']})" + ("" if not cand else ": " + ", ".join(
             f"{k} {v['score_before_fine_tune']:.4f} in {v['seconds']:.1f} s" for k, v in cand.items())))
+    shape = c.get("allocation")
+    if shape:
+        cand = shape.get("candidates")
+        lines.append(f"- allocation: {shape['chosen']} ({shape['rule']})" + ("" if not cand else ": " + ", ".join(
+            f"{k} {v['score_after_probe']:.4f} ({', '.join(f'{g} {n}' for g, n in v['keep'].items())}) in "
+            f"{v['seconds']:.1f} s" for k, v in cand.items())))
     ft = c.get("fine_tune")
     if ft:
         kd = f"distillation from the unpruned model (T={ft.get('temperature')}, teacher weight {ft.get('teacher_weight')})"

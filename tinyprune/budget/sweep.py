@@ -355,7 +355,8 @@ def check_sweep(budgets: list[str], boards: list[str] | None = None, boards_file
 
 def sweep(model, ds: Dataset, budgets: list[str], out_dir: str | Path, *, boards: list[str] | None = None,
           seeds: list[int] | None = None, boards_file: str | None = None, epochs: int = 5, batch_size: int = 32,
-          importance: str = "l1", round_to: int = 1, backend: Backend | None = None, retries: int = 1,
+          importance: str = "l1", allocation: str = "sensitivity", round_to: int = 1,
+          backend: Backend | None = None, retries: int = 1,
           resume: bool = False, force: bool = False, unsafe_load: bool = False, quiet: bool = False,
           console: Console | None = None) -> SweepResult:
     """Run the budget search at every (board, flash budget, seed) point (see the module docstring).
@@ -369,7 +370,7 @@ def sweep(model, ds: Dataset, budgets: list[str], out_dir: str | Path, *, boards
     board_names = check_sweep(budgets, boards, boards_file, epochs, batch_size, round_to, retries)
     seeds = [0] if seeds is None else list(dict.fromkeys(seeds))
     options = {"epochs": epochs, "batch_size": batch_size, "importance": importance, "round_to": round_to,
-               "boards_file": boards_file}
+               "boards_file": boards_file, "allocation": allocation}
     from tinyprune.load.keras3 import as_tf_keras
 
     model = as_tf_keras(model, ds)  # a Keras 3 model is translated (and checked) once, not once per point

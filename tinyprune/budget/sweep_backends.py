@@ -29,6 +29,8 @@ from __future__ import annotations
 import collections
 import multiprocessing
 import os
+import shutil
+import tempfile
 import time
 from dataclasses import dataclass
 from multiprocessing.connection import wait as wait_for
@@ -221,6 +223,7 @@ class RayBackend:
         self._refs: dict = {}
         self.cluster_cpus: float | None = None
         self.start_seconds = self.close_seconds = 0.0  # ray.init + ray.put; ray.shutdown
+        self._session_dir: str | None = None  # the local Ray's logs and sockets, removed at close
 
     def open(self) -> None:
         ray = self.ray
@@ -229,7 +232,9 @@ class RayBackend:
         t = time.perf_counter()
         kwargs = dict(include_dashboard=False, log_to_driver=False, logging_level="error")
         if self.address == "local":
-            ray.init(address="local", num_cpus=self.num_cpus, **kwargs)
+            # its own session folder (short: Ray puts Unix sockets there), so nothing is left in /tmp/ray
+            self._session_dir = tempfile.mkdtemp(prefix="tp-ray-")
+            ray.init(address="local", num_cpus=self.num_cpus, _temp_dir=self._session_dir, **kwargs)
         else:
             try:
                 ray.init(address=self.address, **kwargs)
@@ -267,11 +272,14 @@ class RayBackend:
         if self.ray.is_initialized():
             self.ray.shutdown()  # ends the local Ray started for the run; only disconnects from a cluster
             self.close_seconds = round(time.perf_counter() - t, 2)
+        if self._session_dir is not None:  # kept in describe(): the report says where it was
+            shutil.rmtree(self._session_dir, ignore_errors=True)
 
     def describe(self) -> dict:
         return {"backend": self.name, "address": self.address, "num_cpus": self.num_cpus,
                 "cluster_cpus": self.cluster_cpus, "cpus_per_point": self.cpus_per_point,
-                "start_seconds": self.start_seconds, "close_seconds": self.close_seconds}
+                "start_seconds": self.start_seconds, "close_seconds": self.close_seconds,
+                "session_dir": self._session_dir}
 
 
 def make_backend(workers: int | None = None, ray_address: str | None = None, cpus_per_point: float = 1) -> Backend:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import click
 
+from tinyprune.budget.limits import ALLOCATIONS
 from tinyprune.cli import options
 from tinyprune.training.limits import DEFAULT_TEMPERATURE, DEFAULT_WEIGHT
 
@@ -38,6 +39,9 @@ def model_name(path: str) -> str:
 @options.lut_bits()
 @click.option("--importance", type=click.Choice(["auto", "l1", "l2", "bn", "taylor", "random"]), default="auto",
               show_default=True, help="Channel importance (auto: the best of l1, bn, taylor on validation).")
+@click.option("--allocation", type=click.Choice(ALLOCATIONS), default="auto", show_default=True,
+              help="Channel counts: sensitivity (greedy), uniform (one ratio), auto (both and a blend, "
+                   "each scored after a short fine-tune).")
 @click.option("--round-to", type=click.IntRange(1, 4096), default=1, show_default=True,
               help="Keep channel counts multiples of N.")
 @click.option("--ignore", multiple=True, help="Layer to leave untouched (repeatable).")
@@ -56,7 +60,7 @@ def model_name(path: str) -> str:
 def budget(model: str, data: str | None, epochs: int, batch_size: int, output: str, force: bool, as_json: bool,
            unsafe_load: bool, quiet: bool, flash_budget: str | None, ram_budget: str | None,
            latency_budget: str | None, board: str | None, boards_file: str | None, margin: float,
-           allow_compress: bool, bits: int, importance: str, round_to: int, ignore: tuple[str, ...],
+           allow_compress: bool, bits: int, importance: str, allocation: str, round_to: int, ignore: tuple[str, ...],
            seed: int | None, distill: str, temperature: float, distill_weight: float, iterative_steps: int,
            step_epochs: int | None) -> None:
     """Remove filters until MODEL fits the budgets, losing the least accuracy; write OUT/."""
@@ -81,6 +85,7 @@ def budget(model: str, data: str | None, epochs: int, batch_size: int, output: s
         importance=importance, round_to=round_to, name=model_name(model), force=force, quiet=quiet or as_json,
         console=console, allow_compress=allow_compress, bits=bits, seed=seed,
         distill={"on": True, "off": False}.get(distill, distill), temperature=temperature,
-        distill_weight=distill_weight, iterative_steps=iterative_steps, step_epochs=step_epochs)
+        distill_weight=distill_weight, iterative_steps=iterative_steps, step_epochs=step_epochs,
+        allocation=allocation)
     if as_json:
         click.echo(json.dumps(result.to_dict(), indent=2))

@@ -15,6 +15,8 @@ import sys
 
 import click
 
+from tinyprune.budget.limits import ALLOCATIONS
+
 
 def _list(value: str | None) -> list[str]:
     return [v.strip() for v in (value or "").split(",") if v.strip()]
@@ -44,6 +46,9 @@ def _seeds(ctx, param, value: str | None) -> list[int] | None:
 @click.option("--batch-size", type=int, default=32, show_default=True)
 @click.option("--importance", type=click.Choice(["l1", "l2", "bn", "taylor", "random"]), default="l1",
               show_default=True)
+@click.option("--allocation", type=click.Choice(ALLOCATIONS), default="sensitivity", show_default=True,
+              help="Channel counts per point (auto: three shapes, each scored after a short fine-tune; "
+                   "the budget job's default, about 3 short fine-tunes more per point).")
 @click.option("--round-to", type=int, default=1, show_default=True, help="Keep channel counts multiples of N.")
 @click.option("--workers", type=int, default=None,
               help="Points at once: local worker processes (default 1: in this process); with --ray, the CPUs "
@@ -59,7 +64,8 @@ def _seeds(ctx, param, value: str | None) -> list[int] | None:
 @click.option("--json", "as_json", is_flag=True, help="Print the sweep as JSON on stdout.")
 @click.option("--unsafe-load", is_flag=True, help="Allow Lambda layers / custom objects (runs code from the file).")
 @click.option("--quiet", is_flag=True)
-def sweep(model, data, budgets, boards, boards_file, seeds, epochs, batch_size, importance, round_to, workers,
+def sweep(model, data, budgets, boards, boards_file, seeds, epochs, batch_size, importance, allocation, round_to,
+          workers,
           ray_address, cpus_per_point, output, resume, force, as_json, unsafe_load, quiet):
     """Prune MODEL at every budget x board x seed; write tables, sweep.json and pareto.png."""
     from pathlib import Path
@@ -86,7 +92,8 @@ def sweep(model, data, budgets, boards, boards_file, seeds, epochs, batch_size, 
     with contextlib.redirect_stdout(sys.stderr) if as_json else contextlib.nullcontext():
         result = run_sweep(m, ds, _list(budgets), output, boards=_list(boards) or None, seeds=seeds,
                            boards_file=boards_file, epochs=epochs, batch_size=batch_size, importance=importance,
-                           round_to=round_to, backend=backend, resume=resume, force=force, unsafe_load=unsafe_load,
+                           allocation=allocation, round_to=round_to, backend=backend, resume=resume, force=force,
+                           unsafe_load=unsafe_load,
                            quiet=quiet or as_json, console=Console(stderr=as_json, quiet=quiet))
     if as_json:
         click.echo(json.dumps(result.to_dict(), indent=2))

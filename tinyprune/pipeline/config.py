@@ -40,6 +40,7 @@ class PruneSection:
     method: str = "magnitude"
     epochs: int = 4
     batch_size: int = 32
+    seed: int = 0  # training.reproducible: shuffles, inits and TF op determinism; negative = not seeded
     # magnitude
     initial_sparsity: float = MagnitudeSettings.initial_sparsity
     final_sparsity: float = MagnitudeSettings.final_sparsity
@@ -60,7 +61,7 @@ class PruneSection:
         """(the method's settings object, TrainSettings); the budget search returns a BudgetRequest."""
         from tinyprune.pipeline.settings import AtInitSettings, MagnitudeSettings, StructuredSettings, TrainSettings
 
-        train = TrainSettings(self.epochs, self.batch_size)
+        train = TrainSettings(self.epochs, self.batch_size, None if self.seed < 0 else self.seed)
         kind = METHODS[self.method].kind
         if kind == "magnitude":
             return MagnitudeSettings(final_sparsity=self.final_sparsity, initial_sparsity=self.initial_sparsity), train
@@ -205,7 +206,7 @@ def validate(cfg: RunConfig) -> None:
         raise ConfigError(f"[prune] method {p.method!r} is unknown; use one of {', '.join(METHODS)}")
     kind = METHODS[p.method].kind
     default = PruneSection()
-    stray = [f.name for f in fields(PruneSection) if f.name not in ("method", "epochs", "batch_size")
+    stray = [f.name for f in fields(PruneSection) if f.name not in ("method", "epochs", "batch_size", "seed")
              and f.name not in METHOD_KEYS[kind] and getattr(p, f.name) != getattr(default, f.name)]
     if stray:
         raise ConfigError(f"[prune] {', '.join(stray)} do{'es' if len(stray) == 1 else ''} not apply to method "

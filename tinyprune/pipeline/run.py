@@ -48,6 +48,7 @@ class RunResult:
     seconds: dict[str, float] = field(default_factory=dict)
     method: str = "magnitude"  # [prune] method
     prune: dict = field(default_factory=dict)  # the prune stage's own report
+    seed: dict = field(default_factory=dict)  # what training.reproducible fixed ([prune] seed)
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -96,16 +97,18 @@ def run_pipeline(cfg: RunConfig, force: bool = False, console: Console | None = 
     with _timed(times, "dense int8"):
         dense_int8 = quantize_int8(model, ds.x_train, cfg.quantize.calibration_samples, cfg.quantize.io_type)
 
-    with _timed(times, "prune"):
-        pruned = _prune(cfg, model, ds, quiet, console, float_acc)
+    _, train = cfg.prune.settings()
+    with training.reproducible(train.seed) as seeded:  # the stages that train: prune (+ fine-tune), QAT
+        with _timed(times, "prune"):
+            pruned = _prune(cfg, model, ds, quiet, console, float_acc)
 
-    with _timed(times, "int8"):
-        q = cfg.quantize
-        if q.qat_epochs > 0:  # keep the zeros the pruning made: tfmot's pruning-preserving QAT scheme
-            int8 = quantize_aware(pruned.model, ds, q.qat_epochs, preserve_sparsity=True,
-                                  num_calibration=q.calibration_samples, io_type=q.io_type, quiet=quiet).tflite
-        else:
-            int8 = quantize_int8(pruned.model, ds.x_train, q.calibration_samples, q.io_type)
+        with _timed(times, "int8"):
+            q = cfg.quantize
+            if q.qat_epochs > 0:  # keep the zeros the pruning made: tfmot's pruning-preserving QAT scheme
+                int8 = quantize_aware(pruned.model, ds, q.qat_epochs, preserve_sparsity=True,
+                                      num_calibration=q.calibration_samples, io_type=q.io_type, quiet=quiet).tflite
+            else:
+                int8 = quantize_int8(pruned.model, ds.x_train, q.calibration_samples, q.io_type)
 
     with _timed(times, "tflm"):
         arena = tflm.measure_arena(int8)
@@ -114,7 +117,7 @@ def run_pipeline(cfg: RunConfig, force: bool = False, console: Console | None = 
     how = f"qat ({q.qat_epochs} epochs, pruning-preserving)" if q.qat_epochs > 0 else "ptq"
     result = RunResult(out_dir, float_acc, pruned.accuracy, pruned.sparsity, len(dense_int8), len(int8), how,
                        parity.to_dict(), arena.host_bytes, arena.target_bytes, method=cfg.prune.method,
-                       prune=pruned.report)
+                       prune=pruned.report, seed=seeded.to_dict())
     with staged_dir(out_dir, force=force, inputs=inputs) as tmp:
         with _timed(times, "export"):
             pruned.model.save(tmp / MODEL_FILE, include_optimizer=False)
@@ -181,7 +184,7 @@ def _prune(cfg: RunConfig, model, ds, quiet: bool, console: Console, float_score
                                  ram_budget=settings.ram_budget, latency_budget=settings.latency_budget,
                                  board=settings.board, epochs=train.epochs, batch_size=train.batch_size,
                                  importance=settings.importance, round_to=settings.round_to, quiet=quiet,
-                                 console=console)
+                                 console=console, seed=train.seed)
             pruned = keras.models.load_model(Path(d) / "budget" / MODEL_FILE, compile=False)  # written just now
         report = {"method": "budget", "status": r.status, "targets": r.targets, "keep": r.keep,
                   "int8_bytes": r.final["int8_bytes"]}

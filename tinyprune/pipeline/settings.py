@@ -27,6 +27,7 @@ class TrainSettings:
 
     epochs: int = 2
     batch_size: int = 32
+    seed: int | None = None  # run under training.reproducible(seed); None = not seeded
 
     def check(self) -> None:
         check_training_args(self.epochs, self.batch_size, what="--epochs")

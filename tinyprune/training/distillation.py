@@ -13,17 +13,24 @@ are not augmented), and travel with the labels in one packed target array, so th
 `fit` (shuffling, early stopping on the validation loss) works unchanged. Without labels
 (`labels=None`, unlabelled data) the loss is the teacher term alone.
 
+A model that ends in a softmax is trained and queried through its logits (`logits_head`: the
+softmax is split off for the duration, the weights are the model's own): taking the log of
+probabilities instead clips at float32's small values and has no gradient where the student is
+already confident, which is most of a trained classifier's wrong classes.
+
 This module trains; it does not prune, quantize or choose what to keep.
 """
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import asdict, dataclass, field
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 
 from tinyprune.errors import ConfigError
+from tinyprune.keras_facts import unwrap
 from tinyprune.load.data import Dataset
 from tinyprune.tfsetup import keras, tf
 from tinyprune.training.finetune import DEFAULT_LR, RichProgress, ends_in_softmax, predict
@@ -61,10 +68,51 @@ class DistillResult:
 
 
 def _log_space(probs_or_logits: np.ndarray, softmax: bool) -> np.ndarray:
-    """Teacher outputs as logits (log-probabilities for a softmax model)."""
+    """Outputs as logits (log-probabilities for outputs that are probabilities)."""
     if softmax:
         return np.log(np.clip(probs_or_logits, _EPS, 1.0)).astype(np.float32)
     return probs_or_logits.astype(np.float32)
+
+
+def _reset_compiled(model) -> None:
+    """Drop the traced train/test/predict functions (they captured the old head)."""
+    for name in ("train_function", "test_function", "predict_function"):
+        if hasattr(model, name):
+            setattr(model, name, None)
+
+
+@contextlib.contextmanager
+def logits_head(model) -> Iterator[tuple[object, bool]]:
+    """(a model computing `model`'s logits with `model`'s own weights, True), or (model, False)
+    when the output is not a softmax or its logits cannot be split off.
+
+    A last Softmax / Activation("softmax") layer is left out (a functional view of the layers
+    before it); a softmax activation inside the last layer is set to linear for the duration
+    and restored on exit, with the traced functions of the model dropped both times."""
+    if not ends_in_softmax(model):
+        yield model, False
+        return
+    last = model.layers[-1]
+    inner = unwrap(last)
+    if last is inner and type(last).__name__ in ("Softmax", "Activation"):
+        try:
+            view = keras.Model(model.inputs, last.input)
+        except (AttributeError, ValueError, TypeError):  # e.g. a subclassed model: no graph to cut
+            yield model, False
+            return
+        yield view, True
+        return
+    if last is not inner or not hasattr(last, "activation"):  # under a tfmot wrapper: leave it alone
+        yield model, False
+        return
+    softmax = last.activation
+    last.activation = keras.activations.linear
+    _reset_compiled(model)
+    try:
+        yield model, True
+    finally:
+        last.activation = softmax
+        _reset_compiled(model)
 
 
 class _DistillLoss(keras.losses.Loss):
@@ -108,11 +156,6 @@ def _pack(teacher_out: np.ndarray, labels: np.ndarray | None, classification: bo
     return np.concatenate([t, extra], axis=1)
 
 
-def teacher_outputs(teacher, x: np.ndarray) -> np.ndarray:
-    """The teacher's outputs on `x`, as logits for a classifier (see `_log_space`)."""
-    return predict(teacher, x)
-
-
 def distill(student, teacher, ds: Dataset, epochs: int, batch_size: int = 32, *,
             config: DistillConfig | None = None, labels: bool = True, lr: float = DEFAULT_LR,
             early_stopping: int = 0, description: str = "distilling", quiet: bool = False,
@@ -132,21 +175,23 @@ def distill(student, teacher, ds: Dataset, epochs: int, batch_size: int = 32, *,
         classification = ds.is_classification if has_labels else int(np.prod(teacher.output_shape[1:])) > 1
     weight = config.weight if has_labels else 1.0
     n_out = int(np.prod(student.output_shape[1:]))
-    t_soft = ends_in_softmax(teacher)
-    t_train = predict(teacher, ds.x_train)
-    t_val = predict(teacher, ds.x_val)
+    with logits_head(teacher) as (t_model, t_logits):
+        t_train, t_val = predict(t_model, ds.x_train), predict(t_model, ds.x_val)
     if classification:
-        t_train, t_val = _log_space(t_train, t_soft), _log_space(t_val, t_soft)
+        soft = ends_in_softmax(teacher) and not t_logits
+        t_train, t_val = _log_space(t_train, soft), _log_space(t_val, soft)
     y_train = _pack(t_train, ds.y_train if has_labels else None, classification)
     y_val = _pack(t_val, ds.y_val if has_labels else None, classification)
-    loss = _DistillLoss(n_out, classification, ends_in_softmax(student), config.temperature, weight)
-    student.compile(keras.optimizers.Adam(lr), loss)
-    if epochs <= 0:
-        return DistillResult(0, config.temperature, weight, has_labels)
-    cbs = [*callbacks, RichProgress(description, epochs, quiet)]
-    if early_stopping > 0:
-        cbs.append(keras.callbacks.EarlyStopping("val_loss", patience=early_stopping, restore_best_weights=True))
-    hist = student.fit(ds.x_train, y_train, validation_data=(ds.x_val, y_val), epochs=epochs,
-                       batch_size=batch_size, callbacks=cbs, verbose=0, shuffle=True)
+    with logits_head(student) as (s_model, s_logits):
+        loss = _DistillLoss(n_out, classification, ends_in_softmax(student) and not s_logits, config.temperature,
+                            weight)
+        s_model.compile(keras.optimizers.Adam(lr), loss)
+        if epochs <= 0:
+            return DistillResult(0, config.temperature, weight, has_labels)
+        cbs = [*callbacks, RichProgress(description, epochs, quiet)]
+        if early_stopping > 0:
+            cbs.append(keras.callbacks.EarlyStopping("val_loss", patience=early_stopping, restore_best_weights=True))
+        hist = s_model.fit(ds.x_train, y_train, validation_data=(ds.x_val, y_val), epochs=epochs,
+                           batch_size=batch_size, callbacks=cbs, verbose=0, shuffle=True)
     history = {k: [float(v) for v in vals] for k, vals in hist.history.items()}
     return DistillResult(len(history.get("loss", [])), config.temperature, weight, has_labels, history)

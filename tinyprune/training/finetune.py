@@ -23,7 +23,6 @@ from tinyprune.training.limits import check_training_args
 from tinyprune.tfsetup import keras
 
 DEFAULT_LR = 1e-3  # Adam's default; fine-tuning after pruning uses it as well
-TRAIN_SEED = 0
 
 
 def compile_for(model, ds: Dataset, lr: float = DEFAULT_LR, optimizer: Any = None):

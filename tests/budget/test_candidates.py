@@ -1,0 +1,178 @@
+"""Allocation candidates (budget/candidates.py) and distillation through logits: shapes between
+the greedy sensitivity allocation and one uniform ratio, each meeting the limits, and the
+search keeping the one that scores best after a short fine-tune."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tests.helpers import DEMO_MODEL
+
+
+@pytest.fixture(scope="module")
+def planned(digits):
+    """The demo model's graph, size predictor, L1 sensitivity and limits at 30% of its int8 bytes."""
+    from firmware_export import tflm
+    from tinyprune.budget.allocation import Limits
+    from tinyprune.budget.predictor import SizePredictor
+    from tinyprune.budget.sensitivity import analyze
+    from tinyprune.load.model import load_model
+    from tinyprune.prune.structured.dependency import build_graph
+    from tinyprune.quantize.int8 import quantize_int8
+
+    model = load_model(DEMO_MODEL)
+    int8 = quantize_int8(model, digits.x_train, 64)
+    arena = tflm.measure_arena(int8)
+    out = model.layers[-1].name
+    graph = build_graph(model, (out,))
+    predictor = SizePredictor(model, graph, len(int8), arena.target_bytes, arena.head_bytes)
+    sens = analyze(model, graph, digits, importance="l1", quiet=True, use_cache=False)
+    return model, graph, predictor, sens, Limits(flash_bytes=0.3 * len(int8))
+
+
+def test_shapes_meet_the_limits_from_greedy_to_uniform(planned):
+    from tinyprune.budget.allocation import allocate
+    from tinyprune.budget.candidates import blended
+
+    model, graph, predictor, sens, limits = planned
+    greedy = allocate(graph, predictor, sens, limits)
+    assert blended(graph, predictor, sens, limits, 1, 1.0).keep == greedy.keep  # alpha 1 is the greedy allocator
+    groups = [g for g in graph.groups if g.prunable]
+    uniform = blended(graph, predictor, sens, limits, 1, 0.0)
+    removed = [1 - uniform.keep[g.id] / g.channels for g in groups]
+    # one ratio for every group, up to rounding to whole channels (and each group's floor)
+    assert max(removed) - min(removed) <= max(1 / g.channels for g in groups) + 1e-9, removed
+    assert uniform.keep != greedy.keep
+    half = blended(graph, predictor, sens, limits, 1, 0.5)
+    for alloc in (greedy, uniform, half):
+        assert not limits.deficits(alloc.prediction)
+        assert alloc.prediction.flash_bytes <= limits.flash_bytes
+    # the least removal that meets the limits: the uniform shape with one more channel everywhere misses
+    wider = {gid: min(k + 1, g.channels) for (gid, k), g in zip(uniform.keep.items(), groups)}
+    assert limits.deficits(predictor.predict(wider))
+
+
+def test_choose_keeps_the_best_score_and_ties_go_to_the_sensitivity_shape(planned):
+    from tinyprune.budget.candidates import choose
+
+    model, graph, predictor, sens, limits = planned
+    pruned = []
+
+    def prune(keep, importance):
+        pruned.append((dict(keep), importance))
+        return keep
+
+    # a score that prefers wide first groups: whatever wins, it is the argmax of the scores
+    best, scored = choose(graph, predictor, {"l1": sens}, limits, 1, prune,
+                          lambda keep: float(next(iter(keep.values()))))
+    assert len(scored) == len({tuple(c.allocation.keep.values()) for c in scored})  # each shape once
+    assert best.score == max(c.score for c in scored)
+    assert {c.name for c in scored} <= {"l1 sensitivity", "l1 blend 0.5", "l1 uniform"}
+    assert pruned[0] == (scored[0].allocation.keep, "l1")
+    # crossed with a second importance (the same measurement under another name): ties go to the first
+    # importance, then to the sensitivity shape
+    tie, both = choose(graph, predictor, {"l1": sens, "bn": sens}, limits, 1, prune, lambda keep: 0.5)
+    assert tie.name == "l1 sensitivity" and tie.alpha == 1.0
+    assert {c.importance for c in both} == {"l1", "bn"}
+
+
+@pytest.mark.slow
+def test_budget_search_scores_the_shapes_and_builds_the_winner(digits, tmp_path):
+    from tinyprune.budget.search import prune_for_budget
+    from tinyprune.load.model import load_model
+
+    """importance="auto" and allocation="auto" (the defaults): every (importance, shape) pair is
+    fine-tuned and scored, the best pair is built; a given importance measures the shapes alone."""
+    r = prune_for_budget(load_model(DEMO_MODEL), digits, tmp_path / "out", flash_budget="25%", epochs=1,
+                         distill=False, quiet=True, seed=0)
+    shape = r.choices["allocation"]
+    cands = shape["candidates"]
+    assert {c["shape"] for c in cands.values()} >= {"sensitivity", "uniform"}
+    assert {c["importance"] for c in cands.values()} >= {"l1", "taylor"}
+    order = ["l1", "bn", "taylor"]
+    best = max(cands.values(), key=lambda c: (c["score_after_probe"], -order.index(c["importance"]), c["alpha"]))
+    assert (shape["importance"], shape["alpha"], shape["chosen"]) == (best["importance"], best["alpha"], best["shape"])
+    assert r.choices["importance"]["chosen"] == best["importance"]
+    assert r.rounds[0]["keep"] == best["keep"]  # the first round builds the winning shape
+    assert r.final["int8_bytes"] <= r.targets["flash_bytes"]
+    assert "allocation candidates" in r.seconds
+    assert "- allocation: " + shape["chosen"] in (tmp_path / "out" / "report.md").read_text()
+    given = prune_for_budget(load_model(DEMO_MODEL), digits, tmp_path / "l1", flash_budget="25%", epochs=1,
+                             importance="l1", distill=False, quiet=True, seed=0)
+    assert {c["importance"] for c in given.choices["allocation"]["candidates"].values()} == {"l1"}
+
+
+def test_unknown_allocation_is_refused_before_any_work(digits, tmp_path):
+    from tinyprune.budget.search import prune_for_budget
+    from tinyprune.errors import ConfigError
+    from tinyprune.load.model import load_model
+
+    with pytest.raises(ConfigError, match="unknown allocation 'wide'"):
+        prune_for_budget(load_model(DEMO_MODEL), digits, tmp_path / "out", flash_budget="25%", allocation="wide")
+    assert not (tmp_path / "out").exists()
+
+
+# ---------------------------------------------------------------- distillation through logits
+
+def _softmax_models():
+    from tinyprune.tfsetup import keras
+
+    keras.utils.set_random_seed(3)
+    inp = keras.Input((6,))
+    fused = keras.Model(inp, keras.layers.Dense(4, activation="softmax", name="head")(inp))
+    inp2 = keras.Input((6,))
+    split = keras.Model(inp2, keras.layers.Softmax()(keras.layers.Dense(4, name="head")(inp2)))
+    return fused, split
+
+
+def test_logits_head_gives_the_logits_with_the_models_own_weights_and_restores_it():
+    from tinyprune.training.distillation import logits_head
+
+    x = np.random.default_rng(0).normal(size=(5, 6)).astype(np.float32) * 4
+    for model in _softmax_models():
+        w, b = model.get_layer("head").get_weights()
+        before = model.predict(x, verbose=0)
+        np.testing.assert_allclose(before.sum(1), 1.0, rtol=1e-5)
+        with logits_head(model) as (view, is_logits):
+            assert is_logits
+            np.testing.assert_allclose(view.predict(x, verbose=0), x @ w + b, rtol=1e-4, atol=1e-4)
+        np.testing.assert_allclose(model.predict(x, verbose=0), before, rtol=1e-6)  # the softmax is back
+
+
+def test_distillation_moves_a_confident_student_where_log_probabilities_have_no_gradient(digits):
+    """A student that is the teacher made over-confident (last layer x6: most wrong-class
+    probabilities under float32's clip of 1e-7) is distilled back toward the teacher: the loss
+    sees logits, so the softened (T=4) distributions come together. Through clipped
+    log-probabilities those classes have no gradient and the student stays over-confident."""
+    from tinyprune import training
+    from tinyprune.load.data import Dataset
+    from tinyprune.load.model import load_model
+    from tinyprune.tfsetup import keras
+    from tinyprune.training.distillation import logits_head
+
+    teacher = load_model(DEMO_MODEL)
+    student = keras.models.clone_model(teacher)
+    student.set_weights(teacher.get_weights())
+    last = student.layers[-1]
+    k, b = last.get_weights()
+    last.set_weights([k * 6.0, b * 6.0])
+    ds = Dataset("digits-unlabelled", digits.x_train, None, digits.x_val, None)
+    assert float((training.predict(student, ds.x_val) < 1e-7).mean()) > 0.3
+
+    def soft(model, t=4.0):
+        with logits_head(model) as (view, _):
+            z = training.predict(view, ds.x_val) / t
+        z = np.exp(z - z.max(1, keepdims=True))
+        return z / z.sum(1, keepdims=True)
+
+    target = soft(teacher)
+
+    def kl():
+        s = soft(student)
+        return float(np.mean(np.sum(target * (np.log(target) - np.log(s)), axis=1)))
+
+    before = kl()
+    with training.reproducible(0):
+        training.distill(student, teacher, ds, epochs=3, batch_size=32, quiet=True)
+    assert kl() < 0.3 * before, (before, kl())
