@@ -148,7 +148,7 @@ def test_board_and_latency_budget(tmp_path):
 def test_allow_compress_reaches_below_the_removal_floor(tmp_path):
     out = tmp_path / "out"
     args = ["prune", str(DEMO_MODEL), "--data", "digits", "--flash-budget", "14.5KB", "--round-to", "16",
-            "--epochs", "1", "-o", str(out)]
+            "--epochs", "1", "--allocation", "sensitivity", "-o", str(out)]
     proc = run_cli(args)  # channels in multiples of 16: removal alone bottoms out near 15 KB
     assert proc.returncode == 2 and "--allow-compress may reach it" in stderr_one_line(proc)
     proc = run_cli([*args, "--allow-compress", "--json"])

@@ -107,7 +107,8 @@ def test_compress_auto_through_the_cli(tmp_path):
 @pytest.mark.slow
 def test_margin_tightens_the_flash_target(tmp_path):
     proc = run_cli(["prune", "budget", str(DEMO_MODEL), "--data", "digits", "--flash-budget", "50%", "--margin",
-                    "0.2", "--epochs", "0", "--json", "-o", str(tmp_path / "m")])
+                    "0.2", "--epochs", "0", "--importance", "l1", "--allocation", "sensitivity", "--json",
+                    "-o", str(tmp_path / "m")])
     assert proc.returncode == 0, proc.stderr[-2000:]
     r = json.loads(proc.stdout)
     original = r["original"]["int8_bytes"]

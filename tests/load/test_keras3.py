@@ -302,7 +302,8 @@ def test_cli_flash_budget_on_a_keras3_functional_file(K, tk, k3_files, tmp_path)
     (tests/firmware_export/test_tflm_fork.py)."""
     out = tmp_path / "out"
     proc = run_cli(["prune", str(k3_files["functional"]), "--flash-budget", "50%", "--data", "digits",
-                    "--epochs", "1", "--json", "--quiet", "-o", str(out)])
+                    "--epochs", "1", "--importance", "l1", "--allocation", "sensitivity", "--json", "--quiet",
+                    "-o", str(out)])
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout)
     assert report["final"]["int8_bytes"] <= report["targets"]["flash_bytes"]
@@ -349,7 +350,7 @@ def test_library_jobs_on_keras3_models(K, tk, k3_files, digits, tmp_path, name):
         from tinyprune.budget.search import prune_for_budget
 
         r = prune_for_budget(in_memory, ds, tmp_path / "budget", flash_budget="60%", epochs=1, quiet=True,
-                             use_cache=False)
+                             use_cache=False, importance="l1", allocation="sensitivity")
         assert r.status == "pruned"
         _check_keras3_output(K, tk, tmp_path / "budget", (8, 8, 1), smaller_than=in_memory.count_params())
 
@@ -420,7 +421,8 @@ def test_mobilenetv2_keras3_flash_budget_and_round_trip(K, tk, mobilenet, tmp_pa
 
     model, ds = mobilenet
     r = prune_for_budget(model, ds, tmp_path / "budget", flash_budget="80%", epochs=1, importance="l1",
-                         distill=False, calibration=32, margin=0.02, quiet=True, use_cache=False)
+                         allocation="sensitivity", distill=False, calibration=32, margin=0.02, quiet=True,
+                         use_cache=False)
     assert r.status == "pruned"
     assert r.final["int8_bytes"] <= r.targets["flash_bytes"] < r.original["int8_bytes"]
     _check_keras3_output(K, tk, tmp_path / "budget", (32, 32, 3), smaller_than=model.count_params())
