@@ -483,6 +483,7 @@ def _search(model, ds: Dataset, out_dir: Path, asked: Budget, *, epochs, batch_s
                 if joint_choice:
                     choices["importance"]["chosen"] = importance
                 seconds[prefix + "allocation candidates"] = choices["allocation"]["seconds"]
+                t = time.perf_counter()  # "allocate + remove" is the removal alone, as before
             else:
                 choices["allocation"] = {"chosen": "sensitivity" if moves is not None else allocation,
                                          "rule": "compression moves: the greedy joint allocator"
