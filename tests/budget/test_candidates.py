@@ -97,7 +97,8 @@ def test_budget_search_scores_the_shapes_and_builds_the_winner(digits, tmp_path)
     assert r.rounds[0]["keep"] == best["keep"]  # the first round builds the winning shape
     assert r.final["int8_bytes"] <= r.targets["flash_bytes"]
     assert "allocation candidates" in r.seconds  # timed apart from the removal (the stage shares add up)
-    assert r.seconds["allocation candidates"] + r.seconds["allocate + remove"] <= r.seconds["total"]
+    # (9 fine-tuned candidates against one removal and its measurement: the removal alone is smaller)
+    assert r.seconds["allocate + remove"] < r.seconds["allocation candidates"]
     assert "- allocation: " + shape["chosen"] in (tmp_path / "out" / "report.md").read_text()
     given = prune_for_budget(load_model(DEMO_MODEL), digits, tmp_path / "l1", flash_budget="25%", epochs=1,
                              importance="l1", distill=False, quiet=True, seed=0)
