@@ -71,8 +71,8 @@ class Candidate:
 
 
 def _keep_at(graph: DependencyGraph, removed: dict[str, float], round_to: int) -> dict[str, int]:
-    floor = min_keep(graph, round_to)
-    return {g.id: max(floor[g.id], round_keep(g.channels * (1 - removed[g.id]), g.channels, round_to, floor[g.id]))
+    floor = min_keep(graph, round_to)  # round_keep clamps to it
+    return {g.id: round_keep(g.channels * (1 - removed[g.id]), g.channels, round_to, floor[g.id])
             for g in graph.groups if g.prunable}
 
 
@@ -81,13 +81,14 @@ def blended(graph: DependencyGraph, predictor: SizePredictor, sens: Sensitivity,
     """The allocation of shape `alpha` (see the module docstring) that meets `limits` with the
     least removal. alpha = 1 is exactly `allocation.allocate`. Raises BudgetError when even the
     most-pruned model of this shape misses (the uniform shape reaches every group's floor last)."""
-    greedy = allocate(graph, predictor, sens, limits, round_to)
     if alpha >= 1.0:
-        return greedy
+        return allocate(graph, predictor, sens, limits, round_to)
     groups = [g for g in graph.groups if g.prunable]
-    r_sens = {g.id: 1 - greedy.keep[g.id] / g.channels for g in groups}
     r_uni = _uniform_ratio(graph, predictor, limits, round_to)
-    direction = {g.id: alpha * r_sens[g.id] + (1 - alpha) * r_uni for g in groups}
+    direction = {g.id: r_uni for g in groups}
+    if alpha > 0.0:  # the greedy allocation is only needed for a blend
+        greedy = allocate(graph, predictor, sens, limits, round_to)
+        direction = {g.id: alpha * (1 - greedy.keep[g.id] / g.channels) + (1 - alpha) * r_uni for g in groups}
     c_max = 1 / max(max(direction.values()), 1e-9)
 
     def keep_at(c: float) -> dict[str, int]:
