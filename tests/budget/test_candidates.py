@@ -70,6 +70,9 @@ def test_choose_keeps_the_best_score_and_ties_go_to_the_sensitivity_shape(planne
     assert best.score == max(c.score for c in scored)
     assert {c.name for c in scored} <= {"l1 sensitivity", "l1 blend 0.5", "l1 uniform"}
     assert pruned[0] == (scored[0].allocation.keep, "l1")
+    # the winner keeps what its probe trained (here the keep dict `prune` returned); the others drop theirs
+    assert best.model == best.allocation.keep
+    assert all(c.model is None for c in scored if c.model is not best.model)
     # crossed with a second importance (the same measurement under another name): ties go to the first
     # importance, then to the sensitivity shape
     tie, both = choose(graph, predictor, {"l1": sens, "bn": sens}, limits, 1, prune, lambda keep: 0.5)
@@ -95,6 +98,8 @@ def test_budget_search_scores_the_shapes_and_builds_the_winner(digits, tmp_path)
     assert (shape["importance"], shape["alpha"], shape["chosen"]) == (best["importance"], best["alpha"], best["shape"])
     assert r.choices["importance"]["chosen"] == best["importance"]
     assert r.rounds[0]["keep"] == best["keep"]  # the first round builds the winning shape
+    assert len(r.rounds) == 1  # and it fits: so the final fine-tune continues the winner's probe
+    assert shape["final_start"] == "the winning candidate's probe: its fine-tune is continued"
     assert r.final["int8_bytes"] <= r.targets["flash_bytes"]
     assert "allocation candidates" in r.seconds  # timed apart from the removal (the stage shares add up)
     # (9 fine-tuned candidates against one removal and its measurement: the removal alone is smaller)
@@ -178,3 +183,41 @@ def test_distillation_moves_a_confident_student_where_log_probabilities_have_no_
     with training.reproducible(0):
         training.distill(student, teacher, ds, epochs=3, batch_size=32, quiet=True)
     assert kl() < 0.3 * before, (before, kl())
+
+
+def test_sensitivity_is_measured_on_training_samples_not_the_validation_that_scores_candidates(planned, digits):
+    """The candidates are scored on the validation samples, so the sensitivity that proposes them
+    must not be fitted to those samples: it is measured on training samples, and changing the
+    validation samples changes neither the measurement nor its cache entry."""
+    from tinyprune import training
+    from tinyprune.budget.sensitivity import MAX_SAMPLES, analyze, cache_path, measured_on
+    from tinyprune.load.data import Dataset
+
+    model, graph, _, sens, _ = planned
+    n = min(MAX_SAMPLES, len(digits.x_train))
+    x, y = measured_on(digits)
+    assert len(x) == n and np.array_equal(x, digits.x_train[:n])
+    assert sens.samples == n
+    assert sens.base_score == pytest.approx(training.score(training.predict(model, x), y))
+    shuffled = np.random.default_rng(0).permutation(len(digits.x_val))
+    other = Dataset(digits.name, digits.x_train, digits.y_train, digits.x_val[shuffled][:50], digits.y_val[shuffled][:50])
+    assert cache_path(model, graph, other) == cache_path(model, graph, digits)
+    again = analyze(model, graph, other, importance="l1", quiet=True, use_cache=False)
+    assert again.drops == sens.drops and again.base_score == sens.base_score
+
+
+def test_validation_loss_is_the_loss_keras_trains_and_early_stopping_watches(digits):
+    """The continued fine-tune keeps the probe's weights when its validation loss is lower:
+    that loss must be the one Keras computes for the compiled model (softmax and logits heads)."""
+    from tinyprune import training
+    from tinyprune.load.model import load_model
+    from tinyprune.tfsetup import keras
+
+    model = load_model(DEMO_MODEL)
+    inp = keras.Input(model.input_shape[1:])
+    logits = keras.Model(inp, keras.layers.Dense(10)(keras.layers.Flatten()(inp)))
+    for m in (model, logits):
+        training.compile_for(m, digits)
+        keras_loss = m.evaluate(digits.x_val, digits.y_val, verbose=0)[0]
+        assert training.validation_loss(m, digits) == pytest.approx(keras_loss, rel=1e-4)
+    assert training.validation_loss(model, digits) < training.validation_loss(logits, digits)  # trained vs not

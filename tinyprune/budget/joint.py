@@ -9,7 +9,7 @@ compress single Conv2D / Dense kernels that TFLM's DECODE operator rebuilds at r
   fine-tuning) and stored as TFLM LUT (b-bit indices + a table per channel).
 
 Each move's accuracy cost is measured like channel sensitivity (the change applied to one layer
-of a copy, validation score drop, no fine-tuning, on the unpruned model); its flash saving is
+of a copy, training score drop, no fine-tuning, on the unpruned model); its flash saving is
 the payload formula of firmware_export (lut.lut_payload_bytes, tflm_prune.payload_bytes) at the
 layer's kept size, less compress.DECODE_OVERHEAD_BYTES; its arena cost is the decoded int8
 tensor, which lives in the TFLM arena (counted in full against the RAM budget: conservative,
@@ -30,12 +30,12 @@ from firmware_export.compress import DECODE_OVERHEAD_BYTES
 from firmware_export.lut import lut_payload_bytes
 from firmware_export.tflm_prune import payload_bytes
 from tinyprune import training
+from tinyprune.budget.sensitivity import measured_on
 from tinyprune.load.data import Dataset
 
 PRUNE_LEVELS = (0.5, 0.75)  # sparsities offered per layer
 LUT_BITS = 4  # the default LUT index width (16 values per output channel)
 KMEANS_ITERATIONS = 12
-MAX_SAMPLES = 1000  # validation samples per measurement, as in sensitivity.py
 COMPRESSIBLE = ("Conv2D", "Dense")
 
 
@@ -167,8 +167,7 @@ def measure_moves(model, ds: Dataset, predictor, bits: int = LUT_BITS, levels=PR
     """Every compression move of every compressible kernel, with its measured drop."""
     from tinyprune.tfsetup import keras
 
-    n = min(MAX_SAMPLES, len(ds.x_val))
-    x, y = ds.x_val[:n], ds.y_val[:n]
+    x, y = measured_on(ds)  # the samples sensitivity measures on, for the same reason
     twin = keras.models.clone_model(model)
     twin.set_weights(model.get_weights())
     base = training.score(training.predict(twin, x), y)

@@ -1,5 +1,5 @@
-"""Per-group pruning sensitivity: how much the validation score drops when one group alone
-loses a fraction of its channels, with no fine-tuning.
+"""Per-group pruning sensitivity: how much the score drops when one group alone loses a
+fraction of its channels, with no fine-tuning.
 
 For each prunable group of the dependency graph and each ratio (default 25/50/75%, plus the
 group's most-pruned allowed size, so that no drop is extrapolated), the
@@ -7,7 +7,12 @@ least important channels (by the structured pruner's criterion, L1 by default) a
 in a working copy of the model, in every weight slice that carries them (producers' output
 slices, consumers' input slices). That copy computes exactly what the pruned model would
 (the structured tests check this equivalence), without rebuilding a model per point. The
-drop is measured on at most `max_samples` validation samples.
+drop is measured on at most `max_samples` *training* samples (`measured_on`): the validation
+samples are kept for the choices made after fine-tuning (allocation shape, fine-tuning mode).
+Measured on the validation samples, the allocation was fitted to the very images that then
+scored it: on MNIST with 400 validation images, candidates built from that sensitivity scored
+about a point higher on validation than on the 10,000 test images, and the uniform candidate,
+better on test, lost on validation (docs/benchmarks.md, issue 17).
 
 Results are cached on disk, keyed by the model's weights, the data and the settings, so a
 sweep over several budgets measures once. This module measures; it does not allocate
@@ -32,8 +37,8 @@ from tinyprune.prune.structured.importance import get_importance
 from tinyprune.prune.structured.pruner import round_keep, top_channels
 
 DEFAULT_RATIOS = (0.25, 0.5, 0.75)
-MAX_SAMPLES = 1000  # validation samples per evaluation: enough to rank groups, cheap to run
-CACHE_VERSION = 3
+MAX_SAMPLES = 1000  # samples per evaluation: enough to rank groups, cheap to run
+CACHE_VERSION = 4  # 4: measured on training samples (3 and before: validation)
 TRAIN_SAMPLES_HASHED = 512  # Taylor importance reads 256 training samples (importance.TAYLOR_SAMPLES)
 
 
@@ -77,7 +82,7 @@ class Sensitivity:
     def render(self, console, top: int | None = None) -> None:
         from rich.table import Table
 
-        t = Table(title=f"sensitivity: validation score drop, no fine-tuning "
+        t = Table(title=f"sensitivity: training score drop, no fine-tuning "
                         f"(base {self.base_score:.4f}, {self.samples} samples{', cached' if self.cached else ''})")
         t.add_column("group (first producer)")
         t.add_column("channels", justify="right")
@@ -116,6 +121,14 @@ class Sensitivity:
         return True
 
 
+def measured_on(ds: Dataset, max_samples: int = MAX_SAMPLES) -> tuple[np.ndarray, np.ndarray]:
+    """The samples every sensitivity measurement scores on: the first `max_samples` training
+    samples (with their labels, the teacher's where the data had none). Not the validation
+    samples: those score the candidates that a sensitivity proposes (see the module docstring)."""
+    n = min(max_samples, len(ds.x_train))
+    return ds.x_train[:n], ds.y_train[:n]
+
+
 def cache_dir() -> Path:
     root = os.environ.get("TINYPRUNE_CACHE") or os.path.join(
         os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "tinyprune")
@@ -128,8 +141,8 @@ def _cache_key(model, graph: DependencyGraph, ds: Dataset, ratios, importance: s
     h = hashlib.sha256()
     h.update(json.dumps([CACHE_VERSION, list(ratios), importance, round_to, n, ds.name, model.to_json(),
                          [(g.id, g.fixed.tolist()) for g in graph.groups]]).encode())
-    arrays = [*model.get_weights(), ds.x_val[:n], ds.y_val[:n], ds.x_train[:TRAIN_SAMPLES_HASHED],
-              ds.y_train[:TRAIN_SAMPLES_HASHED]]
+    x, y = measured_on(ds, n)
+    arrays = [*model.get_weights(), x, y, ds.x_train[:TRAIN_SAMPLES_HASHED], ds.y_train[:TRAIN_SAMPLES_HASHED]]
     for a in arrays:
         h.update(str(a.shape).encode())
         h.update(np.ascontiguousarray(a).tobytes())
@@ -140,7 +153,7 @@ def cache_path(model, graph: DependencyGraph, ds: Dataset, ratios=DEFAULT_RATIOS
                round_to: int = 1, max_samples: int = MAX_SAMPLES) -> Path:
     """The cache file in which `analyze` with these arguments keeps its result (a sweep ships
     this entry to its workers so that the pass runs once per model)."""
-    n = min(max_samples, len(ds.x_val))
+    n = len(measured_on(ds, max_samples)[0])
     return cache_dir() / f"{_cache_key(model, graph, ds, ratios, importance, round_to, n)}.json"
 
 
@@ -161,7 +174,8 @@ def analyze(model, graph: DependencyGraph, ds: Dataset, ratios=DEFAULT_RATIOS, i
 
     from tinyprune.tfsetup import keras
 
-    n = min(max_samples, len(ds.x_val))
+    x, y = measured_on(ds, max_samples)
+    n = len(x)
     path = cache_path(model, graph, ds, ratios, importance, round_to, max_samples)
     if use_cache and path.is_file():
         try:
@@ -171,7 +185,6 @@ def analyze(model, graph: DependencyGraph, ds: Dataset, ratios=DEFAULT_RATIOS, i
         except (ValueError, TypeError):
             pass  # a damaged cache entry is measured again
     t0 = time.perf_counter()
-    x, y = ds.x_val[:n], ds.y_val[:n]
     twin = keras.models.clone_model(model)
     twin.set_weights(model.get_weights())
     base = training.score(training.predict(twin, x), y)

@@ -20,7 +20,7 @@ from tinyprune.training.limits import (DEFAULT_TEMPERATURE, DEFAULT_WEIGHT, MAX_
 
 # name -> the module that defines it; these modules start TensorFlow, so they load on first use
 _LAZY = {**{n: "finetune" for n in ("DEFAULT_LR", "RichProgress", "TrainResult", "compile_for", "ends_in_softmax",
-                                    "evaluate", "predict", "score", "train")},
+                                    "evaluate", "predict", "score", "train", "validation_loss")},
          **{n: "distillation" for n in ("DistillConfig", "DistillResult", "distill")},
          **{n: "seed" for n in ("SeedReport", "reproducible")}}
 __all__ = [*_LAZY, "DEFAULT_TEMPERATURE", "DEFAULT_WEIGHT", "MAX_BATCH_SIZE", "MAX_EPOCHS", "check_training_args"]

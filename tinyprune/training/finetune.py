@@ -113,3 +113,19 @@ def predict(model, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
 def evaluate(model, ds: Dataset) -> float:
     """The model's validation score (see `score`)."""
     return score(predict(model, ds.x_val), ds.y_val)
+
+
+def validation_loss(model, ds: Dataset) -> float:
+    """The validation loss `compile_for` trains with, which early stopping watches: sparse
+    cross-entropy for class labels (from probabilities clipped as Keras clips them, or from
+    logits), else mean squared error. Finer than the score on a small validation set."""
+    out = predict(model, ds.x_val).astype(np.float64)
+    if not ds.is_classification:
+        return float(np.mean((out.reshape(ds.y_val.shape) - ds.y_val) ** 2))
+    out = out.reshape(len(out), -1)
+    if ends_in_softmax(model):
+        log_p = np.log(np.clip(out, 1e-7, 1.0))  # keras.backend.epsilon()
+    else:
+        shifted = out - out.max(1, keepdims=True)
+        log_p = shifted - np.log(np.exp(shifted).sum(1, keepdims=True))
+    return float(-log_p[np.arange(len(out)), ds.y_val.astype(np.int64)].mean())
