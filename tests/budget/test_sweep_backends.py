@@ -124,9 +124,39 @@ def test_a_budget_that_cannot_be_met_is_recorded_once_and_a_raising_point_is_ret
     assert len(earlier2) == 1 and "test hook" in earlier2[0] and "attempt 2" in failed.error
 
 
+# ---------------------------------------------------------------- the original's facts, computed once
+
+def test_a_sweep_computes_the_original_once_and_its_points_report_what_a_standalone_run_does(digits, tmp_path):
+    """2 budgets on digits, serially in this process (no fine-tuning: the original's facts do
+    not depend on it): sweep.json records one computation of the original's int8 conversion
+    and TFLM accuracy, in the driver; each point's report.json is the one a standalone
+    prune_for_budget on the same inputs writes (but for times and its folder)."""
+    from tinyprune.budget.search import prune_for_budget
+    from tinyprune.budget.sweep import sweep
+    from tinyprune.load.model import load_model
+
+    s = sweep(load_model(DEMO_MODEL), digits, ["60%", "30%"], tmp_path / "sweep", seeds=[0], epochs=0, quiet=True)
+    orig = s.original
+    assert orig["shared"] and orig["computed_in"] == "driver" and orig["computations"] == 1
+    assert orig["pid"] == os.getpid()  # the serial backend: the driver is this process
+    assert s.original_accuracy == orig["tflm_accuracy"] and s.original_bytes == orig["int8_bytes"]
+    assert 0.5 < orig["tflm_accuracy"] <= 1.0
+    assert json.loads((tmp_path / "sweep" / "sweep.json").read_text())["original"] == orig
+    for budget, pid in (("60%", "flash_60pct-seed0"), ("30%", "flash_30pct-seed0")):
+        alone = prune_for_budget(load_model(DEMO_MODEL), digits, tmp_path / f"alone-{pid}", flash_budget=budget,
+                                 seed=0, epochs=0, importance="l1", allocation="sensitivity", quiet=True).to_dict()
+        point = json.loads((tmp_path / "sweep" / pid / "report.json").read_text())
+        assert point["status"] == alone["status"] == "pruned"
+        assert point["accuracy"]["original_int8_tflm"] == alone["accuracy"]["original_int8_tflm"] \
+            == orig["tflm_accuracy"]
+        assert point["original"] == alone["original"] and point["original"]["int8_bytes"] == orig["int8_bytes"]
+        for r in (point, alone):
+            r.pop("output_dir")
+        assert _without_times(point) == _without_times(alone), pid
+
+
 # ---------------------------------------------------------------- local vs a real local Ray
 
-@pytest.mark.slow
 def _without_times(obj):
     """A report with every wall-time entry ("seconds", at any depth) left out."""
     if isinstance(obj, dict):
@@ -136,6 +166,7 @@ def _without_times(obj):
     return obj
 
 
+@pytest.mark.slow
 def test_local_and_ray_sweeps_give_the_same_points_and_files(tmp_path):
     """2 budgets x 2 seeds on digits, serially in one process and as Ray tasks on a local Ray
     with 2 CPUs started by the library. Each Ray task runs TensorFlow with 1 thread (the CPU
