@@ -173,12 +173,19 @@ def test_local_and_ray_sweeps_give_the_same_points_and_files(tmp_path):
     Ray gave it); the serial run is capped to 1 thread too (TINYPRUNE_TF_THREADS=1), and then
     the points are bit-identical. (With TensorFlow's default 2 threads the serial run's
     float sums happen in another order: sizes and allocations stay equal, weights differ in
-    the last bits; docs/budget.md gives the measured difference.)"""
+    the last bits; docs/budget.md gives the measured difference.) The two sweeps run at the
+    same time, as two processes that share nothing but the test's sensitivity cache folder
+    (each writes its entry atomically): with 1 thread per point the results do not depend
+    on what else runs, and the serial sweep would leave one of the 2 cores idle."""
+    from concurrent.futures import ThreadPoolExecutor
+
     local, ray_out = tmp_path / "local", tmp_path / "ray"
-    proc, a = _sweep(local, env=_env(**{THREADS_ENV: "1"}))
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    proc, b = _sweep(ray_out, "--ray", "--workers", "2")
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    with ThreadPoolExecutor(2) as pool:
+        serial = pool.submit(_sweep, local, env=_env(**{THREADS_ENV: "1"}))
+        on_ray = pool.submit(_sweep, ray_out, "--ray", "--workers", "2")
+        (proc_a, a), (proc_b, b) = serial.result(), on_ray.result()
+    assert proc_a.returncode == 0, proc_a.stderr[-3000:]
+    assert proc_b.returncode == 0, proc_b.stderr[-3000:]
 
     assert a["backend"]["backend"] == "serial"
     assert b["backend"]["backend"] == "ray" and b["backend"]["num_cpus"] == 2 and b["backend"]["cluster_cpus"] == 2
@@ -209,7 +216,7 @@ def test_local_and_ray_sweeps_give_the_same_points_and_files(tmp_path):
 # ---------------------------------------------------------------- faults on Ray, then --resume
 
 @pytest.mark.slow
-def test_a_killed_ray_worker_is_retried_a_failing_point_recorded_and_resume_skips_finished(tmp_path):
+def test_a_killed_ray_worker_is_retried_a_failing_point_recorded_and_resume_skips_finished(digits, tmp_path):
     """On a board (the points' ids and budgets include it), 1 budget x 3 seeds on a local Ray
     (no fine-tuning: faults, retries and resume do not depend on it)."""
     P = "rpi-pico-flash_30pct-"
@@ -245,13 +252,19 @@ def test_a_killed_ray_worker_is_retried_a_failing_point_recorded_and_resume_skip
     assert "worker process died (exit code 70)" in s["status"][P + "seed2"]["reason"]
     assert s["backend"]["workers_restarted"] == 2
 
-    # resuming with other options is refused; resuming without the hook finishes the sweep
-    proc, _ = _sweep(out, "--resume", budgets="30%", seeds="0,1,2", boards="rpi-pico", epochs="0")
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    s = json.loads((out / "sweep.json").read_text())
+    # resuming without the hook finishes the sweep; resuming with other options is refused. Both
+    # through the library in this process (the CLI's --resume is the run above; no third and
+    # fourth TensorFlow start-up): the same data as --data digits, serially
+    from tinyprune.budget.sweep import sweep
+    from tinyprune.errors import ConfigError
+    from tinyprune.load.model import load_model
+
+    model = load_model(DEMO_MODEL)
+    s = sweep(model, digits, ["30%"], out, boards=["rpi-pico"], seeds=[0, 1, 2], epochs=0, resume=True,
+              quiet=True).to_dict()
+    assert s["status"] == json.loads((out / "sweep.json").read_text())["status"]
     assert {v["status"] for v in s["status"].values()} == {"done"}
     assert [p["id"] for p in s["points"]] == [P + "seed0", P + "seed1", P + "seed2"]
     assert stamps == {pid: (out / pid / "report.json").stat().st_mtime_ns for pid in stamps}  # not re-run
-    proc = run_cli(["sweep", str(DEMO_MODEL), "--data", "digits", "--budgets", "30%", "--boards", "rpi-pico",
-                    "--epochs", "2", "-o", str(out), "--resume"], env=_env())
-    assert proc.returncode == 2 and "another model, data or options" in stderr_one_line(proc)
+    with pytest.raises(ConfigError, match="another model, data or options"):
+        sweep(model, digits, ["30%"], out, boards=["rpi-pico"], seeds=[0, 1, 2], epochs=2, resume=True, quiet=True)
