@@ -129,8 +129,9 @@ def test_a_budget_that_cannot_be_met_is_recorded_once_and_a_raising_point_is_ret
 def test_a_sweep_computes_the_original_once_and_its_points_report_what_a_standalone_run_does(digits, tmp_path):
     """2 budgets on digits, serially in this process (no fine-tuning: the original's facts do
     not depend on it): sweep.json records one computation of the original's int8 conversion
-    and TFLM accuracy, in the driver; each point's report.json is the one a standalone
-    prune_for_budget on the same inputs writes (but for times and its folder)."""
+    and TFLM accuracy, in the driver; both points report those numbers, and the 30% point's
+    report.json is the one a standalone prune_for_budget on the same inputs writes (but for
+    times and its folder)."""
     from tinyprune.budget.search import prune_for_budget
     from tinyprune.budget.sweep import sweep
     from tinyprune.load.model import load_model
@@ -142,17 +143,19 @@ def test_a_sweep_computes_the_original_once_and_its_points_report_what_a_standal
     assert s.original_accuracy == orig["tflm_accuracy"] and s.original_bytes == orig["int8_bytes"]
     assert 0.5 < orig["tflm_accuracy"] <= 1.0
     assert json.loads((tmp_path / "sweep" / "sweep.json").read_text())["original"] == orig
-    for budget, pid in (("60%", "flash_60pct-seed0"), ("30%", "flash_30pct-seed0")):
-        alone = prune_for_budget(load_model(DEMO_MODEL), digits, tmp_path / f"alone-{pid}", flash_budget=budget,
-                                 seed=0, epochs=0, importance="l1", allocation="sensitivity", quiet=True).to_dict()
-        point = json.loads((tmp_path / "sweep" / pid / "report.json").read_text())
-        assert point["status"] == alone["status"] == "pruned"
-        assert point["accuracy"]["original_int8_tflm"] == alone["accuracy"]["original_int8_tflm"] \
-            == orig["tflm_accuracy"]
-        assert point["original"] == alone["original"] and point["original"]["int8_bytes"] == orig["int8_bytes"]
-        for r in (point, alone):
-            r.pop("output_dir")
-        assert _without_times(point) == _without_times(alone), pid
+    points = {pid: json.loads((tmp_path / "sweep" / pid / "report.json").read_text())
+              for pid in ("flash_60pct-seed0", "flash_30pct-seed0")}
+    for r in points.values():
+        assert r["status"] == "pruned" and r["accuracy"]["original_int8_tflm"] == orig["tflm_accuracy"]
+        assert r["original"]["int8_bytes"] == orig["int8_bytes"]
+    alone = prune_for_budget(load_model(DEMO_MODEL), digits, tmp_path / "alone", flash_budget="30%", seed=0,
+                             epochs=0, importance="l1", allocation="sensitivity", quiet=True).to_dict()
+    point = points["flash_30pct-seed0"]
+    assert point["accuracy"]["original_int8_tflm"] == alone["accuracy"]["original_int8_tflm"]
+    assert point["original"] == alone["original"] == points["flash_60pct-seed0"]["original"]
+    for r in (point, alone):
+        r.pop("output_dir")
+    assert _without_times(point) == _without_times(alone)
 
 
 # ---------------------------------------------------------------- local vs a real local Ray
