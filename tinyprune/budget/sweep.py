@@ -411,6 +411,7 @@ def _run(model, ds: Dataset, budgets: list[str], out_dir: Path, board_names: lis
     done_before: dict[str, SweepPoint] = {}
     if old:
         result.original_bytes, result.original_accuracy = old.get("original_bytes"), old.get("original_accuracy")
+        result.original = old.get("original", {})  # replaced below when points remain to run
         for p in old.get("points", []):
             finished = old["status"].get(p["id"], {}).get("status") == "done"
             if finished and (out_dir / p["folder"] / "report.json").is_file():
