@@ -1,11 +1,15 @@
 """Sweep wall time by backend: 1 local worker, 2 local worker processes, a local Ray with 2 CPUs.
 
 Usage: .venv/bin/python benchmarks/bench_sweep.py [--data mnist|digits] [--train 60000] [--val 10000] [--epochs 1]
-           [--budgets 50%,25%,12.5%] [--seeds 0,1] [--backends serial,processes,ray]
+           [--budgets 50%,25%,12.5%] [--seeds 0,1] [--backends serial,processes,ray] [--model-epochs 3]
+           [--work DIR]
 
-- mnist: the MNIST CNN of bench_budget.py (build_cnn), trained `--model-epochs` on the first
-  `--train` images of ../shared/data/mnist/mnist_train.npz, validated on the first `--val`
-  images of mnist_test.npz;
+- mnist: the MNIST CNN of bench_budget.py (build_cnn), trained once on all 60,000 images of
+  ../shared/data/mnist/mnist_train.npz but the last 5,000, which decide early stopping (at
+  most `--model-epochs` epochs, stopped after 2 without a better held-out loss, best weights
+  kept), and cached in the work folder (`--work DIR` keeps it for the next run); its accuracy
+  on the 10,000 images of mnist_test.npz is printed. The sweep fine-tunes on the first
+  `--train` training images and validates on the first `--val` test images.
   digits: the bundled models/digits_cnn.h5 on sklearn's digits.
 - The same sweep (budgets x seeds, `--epochs` of fine-tuning per point) runs once per
   backend into a fresh folder, through the library (`tinyprune.budget.sweep.sweep`). The
@@ -36,25 +40,39 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 SHARED = Path(os.environ.get("TINYPRUNE_SHARED_DATA", ROOT.parent / "shared" / "data"))
 
 
+HELD_OUT = 5000  # the last training images: early stopping of the dense model, never trained on
+MODEL_PATIENCE = 2  # epochs without a better held-out loss before the dense model's training stops
+
+
 def mnist_model(n_train: int, epochs: int, work: Path):
+    """(the dense MNIST CNN, trained on all training images but the held-out ones; the sweep's
+    data: the first `n_train` training images and the whole test set as validation)."""
     import bench_budget
     from bench_budget import build_cnn, mnist
     from tinyprune import training
+    from tinyprune.load.data import Dataset
+    from tinyprune.load.model import load_model
     from tinyprune.tfsetup import keras
 
     bench_budget.SHARED = SHARED  # ../shared/data, or TINYPRUNE_SHARED_DATA (e.g. from a git worktree)
-    ds = mnist(n_train)
-    path = work / f"mnist_cnn_{n_train}_{epochs}.h5"
+    full = mnist(60000)
+    path = work / f"mnist_cnn_full_{epochs}.h5"
     if path.is_file():
-        from tinyprune.load.model import load_model
-
-        return load_model(path), ds
-    keras.utils.set_random_seed(0)
-    model = build_cnn(keras)
-    training.compile_for(model, ds)
-    training.train(model, ds, epochs, 128, description="dense MNIST CNN")
-    model.save(path, include_optimizer=False)
-    return model, ds
+        model = load_model(path)
+    else:
+        keras.utils.set_random_seed(0)
+        model = build_cnn(keras)
+        fit = Dataset("mnist", full.x_train[:-HELD_OUT], full.y_train[:-HELD_OUT], full.x_train[-HELD_OUT:],
+                      full.y_train[-HELD_OUT:])
+        training.compile_for(model, fit)
+        t = time.perf_counter()
+        done = training.train(model, fit, epochs, 128, description="dense MNIST CNN", early_stopping=MODEL_PATIENCE)
+        print(f"dense model: {done.epochs_run} epoch(s) on {len(fit.x_train):,} images in {time.perf_counter() - t:.0f} s",
+              flush=True)
+        model.save(path, include_optimizer=False)
+    print(f"dense model: float accuracy {training.evaluate(model, full):.4f} on the {len(full.x_val):,} test images",
+          flush=True)
+    return model, full.subset(n_train, None)
 
 
 def main() -> None:
@@ -62,7 +80,8 @@ def main() -> None:
     ap.add_argument("--data", choices=["mnist", "digits"], default="mnist")
     ap.add_argument("--train", type=int, default=60000, help="MNIST training images")
     ap.add_argument("--val", type=int, default=10000, help="MNIST test images used as validation data")
-    ap.add_argument("--model-epochs", type=int, default=2, help="epochs of the dense MNIST model")
+    ap.add_argument("--model-epochs", type=int, default=3,
+                    help="most epochs of the dense MNIST model (early stopping on held-out images)")
     ap.add_argument("--epochs", type=int, default=1, help="fine-tuning epochs per point")
     ap.add_argument("--budgets", default="50%,25%,12.5%")
     ap.add_argument("--seeds", default="0,1")

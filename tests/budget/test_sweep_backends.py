@@ -124,9 +124,42 @@ def test_a_budget_that_cannot_be_met_is_recorded_once_and_a_raising_point_is_ret
     assert len(earlier2) == 1 and "test hook" in earlier2[0] and "attempt 2" in failed.error
 
 
+# ---------------------------------------------------------------- the original's facts, computed once
+
+def test_a_sweep_computes_the_original_once_and_its_points_report_what_a_standalone_run_does(digits, tmp_path):
+    """2 budgets on digits, serially in this process (no fine-tuning: the original's facts do
+    not depend on it): sweep.json records one computation of the original's int8 conversion
+    and TFLM accuracy, in the driver; both points report those numbers, and the 30% point's
+    report.json is the one a standalone prune_for_budget on the same inputs writes (but for
+    times and its folder)."""
+    from tinyprune.budget.search import prune_for_budget
+    from tinyprune.budget.sweep import sweep
+    from tinyprune.load.model import load_model
+
+    s = sweep(load_model(DEMO_MODEL), digits, ["60%", "30%"], tmp_path / "sweep", seeds=[0], epochs=0, quiet=True)
+    orig = s.original
+    assert orig["shared"] and orig["computed_in"] == "driver" and orig["computations"] == 1
+    assert orig["pid"] == os.getpid()  # the serial backend: the driver is this process
+    assert s.original_accuracy == orig["tflm_accuracy"] and s.original_bytes == orig["int8_bytes"]
+    assert 0.5 < orig["tflm_accuracy"] <= 1.0
+    assert json.loads((tmp_path / "sweep" / "sweep.json").read_text())["original"] == orig
+    points = {pid: json.loads((tmp_path / "sweep" / pid / "report.json").read_text())
+              for pid in ("flash_60pct-seed0", "flash_30pct-seed0")}
+    for r in points.values():
+        assert r["status"] == "pruned" and r["accuracy"]["original_int8_tflm"] == orig["tflm_accuracy"]
+        assert r["original"]["int8_bytes"] == orig["int8_bytes"]
+    alone = prune_for_budget(load_model(DEMO_MODEL), digits, tmp_path / "alone", flash_budget="30%", seed=0,
+                             epochs=0, importance="l1", allocation="sensitivity", quiet=True).to_dict()
+    point = points["flash_30pct-seed0"]
+    assert point["accuracy"]["original_int8_tflm"] == alone["accuracy"]["original_int8_tflm"]
+    assert point["original"] == alone["original"] == points["flash_60pct-seed0"]["original"]
+    for r in (point, alone):
+        r.pop("output_dir")
+    assert _without_times(point) == _without_times(alone)
+
+
 # ---------------------------------------------------------------- local vs a real local Ray
 
-@pytest.mark.slow
 def _without_times(obj):
     """A report with every wall-time entry ("seconds", at any depth) left out."""
     if isinstance(obj, dict):
@@ -136,18 +169,26 @@ def _without_times(obj):
     return obj
 
 
+@pytest.mark.slow
 def test_local_and_ray_sweeps_give_the_same_points_and_files(tmp_path):
     """2 budgets x 2 seeds on digits, serially in one process and as Ray tasks on a local Ray
     with 2 CPUs started by the library. Each Ray task runs TensorFlow with 1 thread (the CPU
     Ray gave it); the serial run is capped to 1 thread too (TINYPRUNE_TF_THREADS=1), and then
     the points are bit-identical. (With TensorFlow's default 2 threads the serial run's
     float sums happen in another order: sizes and allocations stay equal, weights differ in
-    the last bits; docs/budget.md gives the measured difference.)"""
+    the last bits; docs/budget.md gives the measured difference.) The two sweeps run at the
+    same time, as two processes that share nothing but the test's sensitivity cache folder
+    (each writes its entry atomically): with 1 thread per point the results do not depend
+    on what else runs, and the serial sweep would leave one of the 2 cores idle."""
+    from concurrent.futures import ThreadPoolExecutor
+
     local, ray_out = tmp_path / "local", tmp_path / "ray"
-    proc, a = _sweep(local, env=_env(**{THREADS_ENV: "1"}))
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    proc, b = _sweep(ray_out, "--ray", "--workers", "2")
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    with ThreadPoolExecutor(2) as pool:
+        serial = pool.submit(_sweep, local, env=_env(**{THREADS_ENV: "1"}))
+        on_ray = pool.submit(_sweep, ray_out, "--ray", "--workers", "2")
+        (proc_a, a), (proc_b, b) = serial.result(), on_ray.result()
+    assert proc_a.returncode == 0, proc_a.stderr[-3000:]
+    assert proc_b.returncode == 0, proc_b.stderr[-3000:]
 
     assert a["backend"]["backend"] == "serial"
     assert b["backend"]["backend"] == "ray" and b["backend"]["num_cpus"] == 2 and b["backend"]["cluster_cpus"] == 2
@@ -178,7 +219,7 @@ def test_local_and_ray_sweeps_give_the_same_points_and_files(tmp_path):
 # ---------------------------------------------------------------- faults on Ray, then --resume
 
 @pytest.mark.slow
-def test_a_killed_ray_worker_is_retried_a_failing_point_recorded_and_resume_skips_finished(tmp_path):
+def test_a_killed_ray_worker_is_retried_a_failing_point_recorded_and_resume_skips_finished(digits, tmp_path):
     """On a board (the points' ids and budgets include it), 1 budget x 3 seeds on a local Ray
     (no fine-tuning: faults, retries and resume do not depend on it)."""
     P = "rpi-pico-flash_30pct-"
@@ -214,13 +255,19 @@ def test_a_killed_ray_worker_is_retried_a_failing_point_recorded_and_resume_skip
     assert "worker process died (exit code 70)" in s["status"][P + "seed2"]["reason"]
     assert s["backend"]["workers_restarted"] == 2
 
-    # resuming with other options is refused; resuming without the hook finishes the sweep
-    proc, _ = _sweep(out, "--resume", budgets="30%", seeds="0,1,2", boards="rpi-pico", epochs="0")
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    s = json.loads((out / "sweep.json").read_text())
+    # resuming without the hook finishes the sweep; resuming with other options is refused. Both
+    # through the library in this process (the CLI's --resume is the run above; no third and
+    # fourth TensorFlow start-up): the same data as --data digits, serially
+    from tinyprune.budget.sweep import sweep
+    from tinyprune.errors import ConfigError
+    from tinyprune.load.model import load_model
+
+    model = load_model(DEMO_MODEL)
+    s = sweep(model, digits, ["30%"], out, boards=["rpi-pico"], seeds=[0, 1, 2], epochs=0, resume=True,
+              quiet=True).to_dict()
+    assert s["status"] == json.loads((out / "sweep.json").read_text())["status"]
     assert {v["status"] for v in s["status"].values()} == {"done"}
     assert [p["id"] for p in s["points"]] == [P + "seed0", P + "seed1", P + "seed2"]
     assert stamps == {pid: (out / pid / "report.json").stat().st_mtime_ns for pid in stamps}  # not re-run
-    proc = run_cli(["sweep", str(DEMO_MODEL), "--data", "digits", "--budgets", "30%", "--boards", "rpi-pico",
-                    "--epochs", "2", "-o", str(out), "--resume"], env=_env())
-    assert proc.returncode == 2 and "another model, data or options" in stderr_one_line(proc)
+    with pytest.raises(ConfigError, match="another model, data or options"):
+        sweep(model, digits, ["30%"], out, boards=["rpi-pico"], seeds=[0, 1, 2], epochs=2, resume=True, quiet=True)

@@ -302,7 +302,8 @@ def prune_for_budget(model, ds: Dataset | None, out_dir: str | Path, *, flash_bu
                      seed: int | None = None, distill: bool | str = "auto",
                      temperature: float = training.DEFAULT_TEMPERATURE,
                      distill_weight: float = training.DEFAULT_WEIGHT, iterative_steps: int = 1,
-                     step_epochs: int | None = None, allocation: str = "auto") -> BudgetResult:
+                     step_epochs: int | None = None, allocation: str = "auto",
+                     precomputed: OriginalFacts | None = None) -> BudgetResult:
     """Prune `model` to meet the budget and write OUT/ (see the module docstring).
 
     The budget is either `budget` (a `Budget.parse` result: the CLI parses once and passes it)
@@ -322,7 +323,9 @@ def prune_for_budget(model, ds: Dataset | None, out_dir: str | Path, *, flash_bu
     "sensitivity" (the greedy allocator), "uniform" (one ratio for every group) or "auto"
     (default: both and a blend, each scored after a short fine-tune; the best is kept; with
     compression moves the greedy joint allocator runs alone). `seed` fixes every source of
-    randomness the job controls.
+    randomness the job controls. `precomputed` (an `original_facts` result for this model,
+    data and `calibration`; a sweep computes it once for all its points) skips the original's
+    int8 conversion and its TFLM run on the validation data; the report is the same.
 
     Raises BudgetError when no allocation can meet the budget (with the smallest achievable),
     DataError without validation data, BoardError for an unknown board, ConfigError for bad
@@ -357,18 +360,21 @@ def prune_for_budget(model, ds: Dataset | None, out_dir: str | Path, *, flash_bu
     unknown = [n for n in ignore if n not in {layer.name for layer in model.layers}]
     if unknown:
         raise ConfigError(f"--ignore: no layer named {', '.join(unknown)} in the model")
+    if precomputed is not None and precomputed.calibration != calibration:
+        raise ConfigError(f"precomputed original facts used {precomputed.calibration} calibration samples, "
+                          f"this job {calibration}: compute them with the same calibration")
     with training.reproducible(seed) as seeded:
         return _search(model, ds, out_dir, budget, epochs=epochs, batch_size=batch_size, importance=importance,
                        round_to=round_to, calibration=calibration, name=name, force=force, quiet=quiet,
                        console=console, use_cache=use_cache, allow_compress=allow_compress, bits=bits,
                        ignore=tuple(ignore), config=config, distill=distill, iterative_steps=iterative_steps,
                        step_epochs=max(1, epochs // 2) if step_epochs is None else step_epochs, seeded=seeded,
-                       allocation=allocation)
+                       allocation=allocation, precomputed=precomputed)
 
 
 def _search(model, ds: Dataset, out_dir: Path, asked: Budget, *, epochs, batch_size, importance, round_to,
             calibration, name, force, quiet, console, use_cache, allow_compress, bits, ignore, config, distill,
-            iterative_steps, step_epochs, seeded, allocation) -> BudgetResult:
+            iterative_steps, step_epochs, seeded, allocation, precomputed=None) -> BudgetResult:
     seconds: dict[str, float] = {}
     t_all = time.perf_counter()
     labels = ds.y_train is not None and ds.y_val is not None
@@ -378,7 +384,7 @@ def _search(model, ds: Dataset, out_dir: Path, asked: Budget, *, epochs, batch_s
     t = time.perf_counter()
     ds_scored = ds if labels else _teacher_labelled(model, ds)
     training.compile_for(model, ds_scored)
-    original_tflite = quantize_int8(model, ds.x_train, calibration)
+    original_tflite = precomputed.tflite if precomputed else quantize_int8(model, ds.x_train, calibration)
     original = measure(original_tflite, board)
     budget = asked.resolve(original)
     seconds["measure original"] = round(time.perf_counter() - t, 2)
@@ -389,7 +395,8 @@ def _search(model, ds: Dataset, out_dir: Path, asked: Budget, *, epochs, batch_s
     run = BudgetRun(status="unchanged", original_model=model, final_model=model, final_tflite=original_tflite,
                     original=original, final=original, budget=budget, ds=ds_scored, out_dir=out_dir, name=name,
                     force=force, seconds=seconds, t_all=t_all, calibration=calibration, console=console,
-                    seed=seeded.to_dict(), labels="given" if labels else "none: teacher only")
+                    seed=seeded.to_dict(), labels="given" if labels else "none: teacher only",
+                    precomputed=precomputed)
 
     # 2. nothing to do
     if budget.met_by(original):
@@ -672,6 +679,7 @@ class BudgetRun:
     steps: list = field(default_factory=list)
     seed: dict = field(default_factory=dict)
     labels: str = "given"
+    precomputed: OriginalFacts | None = None  # the original's facts, computed once by the caller
 
 
 def write_result(run: BudgetRun) -> BudgetResult:
@@ -694,7 +702,8 @@ def write_result(run: BudgetRun) -> BudgetResult:
                        "tflm_outputs_bit_identical": same, "note": EXPERIMENTAL_NOTE}
     original_tflm = parity.tflm_accuracy
     if run.original_tflite is not None and ds.is_classification:  # top-1 of raw int8 outputs is the class
-        original_tflm = training.score(tflm.run(run.original_tflite, ds.x_val), ds.y_val)
+        original_tflm = run.precomputed.tflm_accuracy if run.precomputed else \
+            training.score(tflm.run(run.original_tflite, ds.x_val), ds.y_val)
     elif run.original_tflite is not None:
         original_tflm = None  # no class labels: accuracy is not defined (parity reports agreement)
     accuracy = {"original_float": training.evaluate(run.original_model, ds), "original_int8_tflm": original_tflm,
@@ -865,3 +874,28 @@ def render_console(r: BudgetResult, console: Console) -> None:
                   "-" if lim is None else f"{lim:.2f}")
     t.add_row("accuracy (int8, TFLM)", _num(a["original_int8_tflm"]), _num(a["tflm_accuracy"]), "")
     console.print(t)
+
+
+@dataclass
+class OriginalFacts:
+    """The unpruned model's int8 conversion and its int8 TFLM accuracy on the validation data,
+    as `prune_for_budget` computes them (the same for every budget, board and seed)."""
+
+    tflite: bytes
+    tflm_accuracy: float | None  # None without class labels (as the report has it)
+    calibration: int
+    seconds: float = 0.0
+
+
+def original_facts(model, ds: Dataset, calibration: int = 300) -> OriginalFacts:
+    """What stage 1 and the report of `prune_for_budget(model, ds, ...)` compute about the
+    original model, computed once to be passed as its `precomputed` (a sweep's driver does)."""
+    t = time.perf_counter()
+    model = as_tf_keras(model, ds)
+    labels = ds.y_train is not None and ds.y_val is not None
+    ds_scored = ds if labels else _teacher_labelled(model, ds)
+    training.compile_for(model, ds_scored)
+    tflite = quantize_int8(model, ds.x_train, calibration)
+    accuracy = training.score(tflm.run(tflite, ds_scored.x_val), ds_scored.y_val) if ds_scored.is_classification \
+        else None
+    return OriginalFacts(tflite, accuracy, calibration, round(time.perf_counter() - t, 2))

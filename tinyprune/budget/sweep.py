@@ -1,12 +1,14 @@
 """Accuracy vs flash: prune one model at every (flash budget, board, seed) and plot the trade-off.
 
 The sweep plans the grid of points (boards x budgets x seeds), measures the per-group
-sensitivity once in this process (it depends on the model and data, not on the point) and
-ships it with the model and data to every point, hands the points to a backend
+sensitivity and the original model's facts (its int8 conversion and its int8 TFLM accuracy on
+the validation data) once in this process (they depend on the model and data, not on the
+point) and ships them with the model and data to every point, hands the points to a backend
 (sweep_backends: serial, local processes or Ray), and writes what comes back:
 
     OUT/sweep.json       plan, per-point status (done / failed / infeasible / pending, attempts,
-                         reason), the finished points' records, the frontier
+                         reason), the finished points' records, the frontier, where the shared
+                         sensitivity and original facts were computed (`sensitivity`, `original`)
     OUT/<point id>/      one `prune_for_budget` folder per finished point (report.json, model,
                          .tflite, C source), each written atomically when its point finishes
     OUT/sweep.md         a table per board and the frontier
@@ -26,7 +28,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
+import socket
 import statistics
 import tempfile
 import time
@@ -39,7 +43,8 @@ from firmware_export.errors import OutputExistsError
 from firmware_export.files import check_writable, staged_dir, write_bytes, write_text
 from tinyprune.budget.limits import parse_size
 from tinyprune.budget.sweep_backends import Backend, SerialBackend, run_jobs
-from tinyprune.budget.sweep_point import PointOutcome, PointSpec, SharedSensitivity, SweepInputs, sha256
+from tinyprune.budget.sweep_point import (PointOutcome, PointSpec, SharedOriginal, SharedSensitivity, SweepInputs,
+                                          sha256)
 from tinyprune.errors import BudgetError, ConfigError
 from tinyprune.load.data import Dataset
 
@@ -97,6 +102,7 @@ class SweepResult:
     seeds: list[int | None] = field(default_factory=list)
     backend: dict = field(default_factory=dict)
     sensitivity: dict = field(default_factory=dict)
+    original: dict = field(default_factory=dict)  # the original's facts: computed where, how often, result
     seconds: dict = field(default_factory=dict)
     plan_key: str = ""
     format: int = SWEEP_FORMAT
@@ -269,6 +275,15 @@ def shared_sensitivity(model, ds: Dataset, importance: str, round_to: int, quiet
     return SharedSensitivity(path.name, text, round(time.perf_counter() - t, 2))
 
 
+def shared_original(model, ds: Dataset) -> SharedOriginal:
+    """The original's int8 conversion and TFLM accuracy, as every point's prune_for_budget
+    would compute them (search.original_facts at its default calibration)."""
+    from tinyprune.budget.search import original_facts
+
+    facts = original_facts(model, ds)
+    return SharedOriginal(facts.tflite, facts.tflm_accuracy, facts.calibration, facts.seconds)
+
+
 def _plan_key(model, ds: Dataset, options: dict, boards_file: str | None) -> str:
     """What a resumed sweep must share with the one that wrote the folder (the grid may grow)."""
     h = hashlib.sha256()
@@ -396,6 +411,7 @@ def _run(model, ds: Dataset, budgets: list[str], out_dir: Path, board_names: lis
     done_before: dict[str, SweepPoint] = {}
     if old:
         result.original_bytes, result.original_accuracy = old.get("original_bytes"), old.get("original_accuracy")
+        result.original = old.get("original", {})  # replaced below when points remain to run
         for p in old.get("points", []):
             finished = old["status"].get(p["id"], {}).get("status") == "done"
             if finished and (out_dir / p["folder"] / "report.json").is_file():
@@ -428,7 +444,13 @@ def _run(model, ds: Dataset, budgets: list[str], out_dir: Path, board_names: lis
                 shipped = load_model(Path(tmp) / "model.h5", unsafe=unsafe_load)  # what the points load
             sens = shared_sensitivity(shipped, ds, importance, round_to, quiet=True)
         result.sensitivity = {"shared": True, "cache_entry": sens.filename, "seconds": sens.seconds}
-        inputs = SweepInputs(h5, ds, options, sens, unsafe_load)
+        with console.status("converting and scoring the original model once for every point"):
+            orig = shared_original(shipped, ds)
+        result.original = {"shared": True, "computed_in": "driver", "computations": 1, "host": socket.gethostname(),
+                           "pid": os.getpid(), "int8_bytes": len(orig.tflite), "tflite_sha256": sha256(orig.tflite),
+                           "tflm_accuracy": orig.tflm_accuracy, "calibration": orig.calibration,
+                           "seconds": orig.seconds}
+        inputs = SweepInputs(h5, ds, options, sens, unsafe_load, orig)
     save()
 
     from rich.progress import Progress
@@ -465,6 +487,8 @@ def _run(model, ds: Dataset, budgets: list[str], out_dir: Path, board_names: lis
     result.seconds["total"] = round(time.perf_counter() - t_all, 2)
     if result.sensitivity:
         result.seconds["sensitivity"] = result.sensitivity["seconds"]
+    if result.original:
+        result.seconds["original"] = result.original["seconds"]
     save()
     write_text(out_dir / "sweep.md", render_markdown(result), force=True)
     plot(result, out_dir / "pareto.png")

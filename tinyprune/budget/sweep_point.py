@@ -1,8 +1,9 @@
 """One point of a sweep, as a pure function of its inputs.
 
 A point is (flash budget, board, seed); with the sweep's shared inputs (the model as .h5
-bytes, the data, the options of `prune_for_budget`, and the sensitivity measured once by the
-sweep's driver) it runs `tinyprune.budget.search.prune_for_budget` into a temporary folder
+bytes, the data, the options of `prune_for_budget`, and what the sweep's driver computed once:
+the sensitivity, and the original model's int8 conversion with its TFLM accuracy on the
+validation data) it runs `tinyprune.budget.search.prune_for_budget` into a temporary folder
 on whatever machine runs it, and returns the report record and every file that run wrote,
 as bytes. The driver writes them into the sweep's folder, so a point computes the same thing
 in this process, in a local worker process or on a Ray node of another machine.
@@ -10,7 +11,9 @@ in this process, in a local worker process or on a Ray node of another machine.
 Before any TensorFlow work the point caps TensorFlow's threads to the CPUs it was given
 (`configure_threads`, through TINYPRUNE_TF_THREADS in tinyprune/tfsetup.py: the one place),
 and writes the driver's sensitivity measurement into this machine's cache
-(TINYPRUNE_CACHE), under the key `prune_for_budget` looks up, so the pass is not repeated.
+(TINYPRUNE_CACHE), under the key `prune_for_budget` looks up, so the pass is not repeated;
+the original's facts go to `prune_for_budget(precomputed=...)`, so neither the original's
+conversion nor its TFLM run on the validation data is repeated either.
 
 Errors do not escape: a budget that cannot be met comes back as `infeasible` (the sweep
 does not retry it: the same inputs give the same answer), any other exception as `error`.
@@ -72,6 +75,17 @@ class SharedSensitivity:
 
 
 @dataclass
+class SharedOriginal:
+    """The driver's `search.original_facts`, as plain values (unpickling it must not import
+    TensorFlow: a worker caps TensorFlow's threads first)."""
+
+    tflite: bytes
+    tflm_accuracy: float | None
+    calibration: int
+    seconds: float
+
+
+@dataclass
 class SweepInputs:
     """What every point of one sweep shares (shipped to each worker once)."""
 
@@ -80,6 +94,7 @@ class SweepInputs:
     options: dict  # keyword arguments of prune_for_budget besides the point's own
     sensitivity: SharedSensitivity | None = None
     unsafe_load: bool = False
+    original: SharedOriginal | None = None
 
 
 @dataclass
@@ -151,7 +166,7 @@ def run_point(inputs: SweepInputs, spec: PointSpec, attempt: int = 1, threads: i
     try:
         _test_hook(spec.id, attempt, may_exit)
         out.threads = configure_threads(threads)
-        from tinyprune.budget.search import prune_for_budget
+        from tinyprune.budget.search import OriginalFacts, prune_for_budget
         from tinyprune.errors import BudgetError
         from tinyprune.load.model import load_model
         from tinyprune.tfsetup import keras
@@ -163,9 +178,12 @@ def run_point(inputs: SweepInputs, spec: PointSpec, attempt: int = 1, threads: i
             model = load_model(model_path, unsafe=inputs.unsafe_load)
             _prewarm(inputs.sensitivity)
             folder = Path(tmp) / "point"
+            shared = inputs.original
+            pre = OriginalFacts(shared.tflite, shared.tflm_accuracy, shared.calibration, shared.seconds) \
+                if shared is not None else None
             try:
                 result = prune_for_budget(model, inputs.data, folder, flash_budget=spec.budget, board=spec.board,
-                                          seed=spec.seed, quiet=True, **inputs.options)
+                                          seed=spec.seed, quiet=True, precomputed=pre, **inputs.options)
             except BudgetError as e:
                 out.error, out.infeasible = str(e), True
                 return out
