@@ -21,6 +21,8 @@ Usage: .venv/bin/python benchmarks/bench_budget_hard.py [--work DIR] [--seeds 0,
    - new x3: the same in 3 iterative steps;
    - uniform L1: one ratio for every group, the smallest whose artifact meets the budget, L1
      channels, fine-tuned on the labels;
+   - uniform L1 2x epochs (with `--methods`): the same, fine-tuned twice as long, as long as the
+     new search's winner trains (its probe's epochs, then the final fine-tune's);
    - tfmot magnitude + PRUNE: the sparsity whose PRUNE-compressed artifact meets the budget
      (polynomial schedule during the fine-tune); where no sparsity can (PRUNE keeps a 1-bit
      mask per weight), the row says so with the smallest artifact it reaches.
@@ -57,7 +59,8 @@ if not (SHARED / "mnist").is_dir():
 BUDGETS = (0.25, 0.125, 0.0625)
 SMALL_TRAIN, SMALL_VAL = 600, 400
 BATCH = 32
-METHODS = ("old", "new", "distil always", "new x3", "distil always x3", "uniform L1", "magnitude+PRUNE")
+METHODS = ("old", "new", "distil always", "new x3", "distil always x3", "uniform L1", "uniform L1 2x epochs",
+           "magnitude+PRUNE")
 DEFAULT_METHODS = ("old", "new", "uniform L1", "magnitude+PRUNE")
 
 
@@ -266,8 +269,8 @@ def main() -> None:
         if method in ("old", "new", "distil always", "new x3", "distil always x3"):
             extra, tfl = run_search(model, ds, work / f"{setting}_{method.replace(' ', '')}_{frac}_{seed}", frac, seed,
                                     epochs, method)
-        elif method == "uniform L1":
-            extra, tfl = uniform_baseline(model, ds, limit, epochs, seed)
+        elif method in ("uniform L1", "uniform L1 2x epochs"):  # 2x: as long as the new search's winner trains
+            extra, tfl = uniform_baseline(model, ds, limit, epochs * (2 if "2x" in method else 1), seed)
         else:
             extra, tfl, comp = magnitude_baseline(model, ds, limit, epochs, seed)
         row = {"setting": setting, "budget": frac, "method": method, "seed": seed, "limit": limit, **extra,
@@ -294,8 +297,9 @@ def main() -> None:
         one("unlabelled", unl, 0.125, "new", seeds[0], args.epochs)
     if not args.skip_full:
         for frac in (0.125, 0.0625):
-            for method in ("new", "uniform L1", "old"):
-                one("full", full, frac, method, seeds[0], args.full_epochs)
+            for method in ("new", "uniform L1", "old", "uniform L1 2x epochs"):
+                if method in methods or method != "uniform L1 2x epochs":
+                    one("full", full, frac, method, seeds[0], args.full_epochs)
     report(work)
 
 
@@ -318,7 +322,7 @@ def verdicts(sub: list[dict], setting: str) -> None:
         new = accs("new")
         if not new:
             continue
-        for base in ("old", "uniform L1", "magnitude+PRUNE"):
+        for base in ("old", "uniform L1", "uniform L1 2x epochs", "magnitude+PRUNE"):
             b = accs(base)
             if not b:
                 continue
@@ -353,7 +357,7 @@ def report(work: Path) -> None:
                 accs = [r["test"]["acc"] if r["test"] else None for r in rs]
                 sizes = [r["bytes"] for r in rs if r["bytes"]]
                 note = ""
-                if method == "uniform L1":
+                if method.startswith("uniform L1"):
                     note = "ratio " + ", ".join(str(r["ratio"]) for r in rs)
                 elif method == "magnitude+PRUNE":
                     note = ("sparsity " + ", ".join(str(r["sparsity"]) for r in rs) if rs[0]["sparsity"] is not None
