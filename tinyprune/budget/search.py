@@ -16,7 +16,9 @@ accuracy as possible, and prove it on the exported artifact.
        the current model, allocate channel counts (allocation.py), remove them, fine-tune
        (`step_epochs`; the last step `epochs`). In the last step, `allocation="auto"` first
        scores allocation shapes between the sensitivity allocation and one uniform ratio, each
-       after a short fine-tune (candidates.py), and keeps the best. The last step converts and
+       after a short fine-tune (candidates.py), and keeps the best, whose final fine-tune
+       continues from its probe's weights (kept if the continuation ends with a higher
+       validation loss). The last step converts and
        measures the real artifact and tightens the predicted limits by any miss (bounded rounds);
     6. fine-tuning learns from the unpruned model (training.distill; labels mixed in when the
        data have them; unlabelled data train on the teacher alone); with labels and
