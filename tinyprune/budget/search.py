@@ -54,6 +54,7 @@ from tinyprune.keras_facts import main_kernel
 from tinyprune.budget import candidates, joint
 from tinyprune.budget.allocation import Allocation, Limits, allocate, smallest
 from tinyprune.budget.limits import ALLOCATIONS, Budget, check_job
+from tinyprune.budget.original import OriginalFacts
 from tinyprune.load.data import Dataset
 from tinyprune.load.keras3 import KERAS3_FILE, as_tf_keras, save_keras3, wants_keras3
 from tinyprune.errors import BudgetError, ConfigError
@@ -459,7 +460,7 @@ def _search(model, ds: Dataset, out_dir: Path, asked: Budget, *, epochs, batch_s
 
     # 5-6. prune in steps, fine-tune after each
     current, current_m = model, original
-    steps, rounds, sens, alloc, best = [], [], None, None, None
+    steps, rounds, sens, alloc, best, continued = [], [], None, None, None, False
     masks: dict = {}
     for step in range(1, iterative_steps + 1):
         last = step == iterative_steps
@@ -500,8 +501,9 @@ def _search(model, ds: Dataset, out_dir: Path, asked: Budget, *, epochs, batch_s
             pruned, alloc, rounds = _remove_measured(current, allocator, target, current_m, factors,
                                                      bits, ds_scored, importance, round_to, ignore,
                                                      console, prefix)
+            continued = best is not None and _continue_probe(pruned, alloc, best)
             if best is not None:
-                choices["allocation"]["final_start"] = _continue_probe(pruned, alloc, best)
+                choices["allocation"]["final_start"] = CONTINUED if continued else REPRUNED
             masks = joint.apply_moves(pruned, {k: m for k, m in alloc.compress.items() if m.method == "prune"},
                                       cluster=False)
         else:
@@ -514,7 +516,7 @@ def _search(model, ds: Dataset, out_dir: Path, asked: Budget, *, epochs, batch_s
         tuned, done = _fine_tune(pruned, model, ds, ds_scored, labels, epochs if last else step_epochs, batch_size,
                                  config, distill, prefix + "fine-tuning", quiet,
                                  lambda m: [joint.mask_callback(m, chosen_moves, masks)] if chosen_moves else [])
-        if last and best is not None and best.model is not None and choices["allocation"]["final_start"] == CONTINUED:
+        if last and continued:
             done = _keep_probe_if_better(tuned, best, ds_scored, done)
         seconds[prefix + "fine-tune"] = round(time.perf_counter() - t, 2)
         row = {"step": step, "targets": {"flash_bytes": target.flash_bytes, "ram_bytes": target.ram_bytes,
@@ -593,16 +595,17 @@ def _choose_shape(current, teacher, graph, predictor: SizePredictor, sensitiviti
 
 
 CONTINUED = "the winning candidate's probe: its fine-tune is continued"
+REPRUNED = "the pruned model (the measured artifact needed other keep counts than the candidate's)"
 
 
-def _continue_probe(pruned, alloc: Allocation, best: candidates.Candidate) -> str:
+def _continue_probe(pruned, alloc: Allocation, best: candidates.Candidate) -> bool:
     """Start the final fine-tune from the winning candidate's probe (its weights after the probe
-    fine-tune) when the measured artifact kept the candidate's channels; what was done, for the
-    report. The probe's epochs are then the first part of the final model's training."""
+    fine-tune) when the measured artifact kept the candidate's channels; True if it did. The
+    probe's epochs are then the first part of the final model's training."""
     if best.model is None or alloc.keep != best.allocation.keep:
-        return "the pruned model (the measured artifact needed other keep counts than the candidate's)"
+        return False
     pruned.set_weights(best.model.get_weights())
-    return CONTINUED
+    return True
 
 
 def _keep_probe_if_better(tuned, best: candidates.Candidate, ds_scored: Dataset, done: dict) -> dict:
@@ -876,17 +879,6 @@ def render_console(r: BudgetResult, console: Console) -> None:
                   "-" if lim is None else f"{lim:.2f}")
     t.add_row("accuracy (int8, TFLM)", _num(a["original_int8_tflm"]), _num(a["tflm_accuracy"]), "")
     console.print(t)
-
-
-@dataclass
-class OriginalFacts:
-    """The unpruned model's int8 conversion and its int8 TFLM accuracy on the validation data,
-    as `prune_for_budget` computes them (the same for every budget, board and seed)."""
-
-    tflite: bytes
-    tflm_accuracy: float | None  # None without class labels (as the report has it)
-    calibration: int
-    seconds: float = 0.0
 
 
 def original_facts(model, ds: Dataset, calibration: int = 300) -> OriginalFacts:

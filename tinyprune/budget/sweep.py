@@ -43,8 +43,8 @@ from firmware_export.errors import OutputExistsError
 from firmware_export.files import check_writable, staged_dir, write_bytes, write_text
 from tinyprune.budget.limits import parse_size
 from tinyprune.budget.sweep_backends import Backend, SerialBackend, run_jobs
-from tinyprune.budget.sweep_point import (PointOutcome, PointSpec, SharedOriginal, SharedSensitivity, SweepInputs,
-                                          sha256)
+from tinyprune.budget.original import OriginalFacts
+from tinyprune.budget.sweep_point import PointOutcome, PointSpec, SharedSensitivity, SweepInputs, sha256
 from tinyprune.errors import BudgetError, ConfigError
 from tinyprune.load.data import Dataset
 
@@ -275,13 +275,12 @@ def shared_sensitivity(model, ds: Dataset, importance: str, round_to: int, quiet
     return SharedSensitivity(path.name, text, round(time.perf_counter() - t, 2))
 
 
-def shared_original(model, ds: Dataset) -> SharedOriginal:
+def shared_original(model, ds: Dataset) -> OriginalFacts:
     """The original's int8 conversion and TFLM accuracy, as every point's prune_for_budget
     would compute them (search.original_facts at its default calibration)."""
     from tinyprune.budget.search import original_facts
 
-    facts = original_facts(model, ds)
-    return SharedOriginal(facts.tflite, facts.tflm_accuracy, facts.calibration, facts.seconds)
+    return original_facts(model, ds)
 
 
 def _plan_key(model, ds: Dataset, options: dict, boards_file: str | None) -> str:

@@ -39,6 +39,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tinyprune.budget.original import OriginalFacts
 from tinyprune.load.data import Dataset
 
 FAIL_ENV = "TINYPRUNE_SWEEP_FAIL"
@@ -75,17 +76,6 @@ class SharedSensitivity:
 
 
 @dataclass
-class SharedOriginal:
-    """The driver's `search.original_facts`, as plain values (unpickling it must not import
-    TensorFlow: a worker caps TensorFlow's threads first)."""
-
-    tflite: bytes
-    tflm_accuracy: float | None
-    calibration: int
-    seconds: float
-
-
-@dataclass
 class SweepInputs:
     """What every point of one sweep shares (shipped to each worker once)."""
 
@@ -94,7 +84,7 @@ class SweepInputs:
     options: dict  # keyword arguments of prune_for_budget besides the point's own
     sensitivity: SharedSensitivity | None = None
     unsafe_load: bool = False
-    original: SharedOriginal | None = None
+    original: OriginalFacts | None = None  # the driver's search.original_facts (budget/original.py: no TF)
 
 
 @dataclass
@@ -166,7 +156,7 @@ def run_point(inputs: SweepInputs, spec: PointSpec, attempt: int = 1, threads: i
     try:
         _test_hook(spec.id, attempt, may_exit)
         out.threads = configure_threads(threads)
-        from tinyprune.budget.search import OriginalFacts, prune_for_budget
+        from tinyprune.budget.search import prune_for_budget
         from tinyprune.errors import BudgetError
         from tinyprune.load.model import load_model
         from tinyprune.tfsetup import keras
@@ -178,12 +168,10 @@ def run_point(inputs: SweepInputs, spec: PointSpec, attempt: int = 1, threads: i
             model = load_model(model_path, unsafe=inputs.unsafe_load)
             _prewarm(inputs.sensitivity)
             folder = Path(tmp) / "point"
-            shared = inputs.original
-            pre = OriginalFacts(shared.tflite, shared.tflm_accuracy, shared.calibration, shared.seconds) \
-                if shared is not None else None
             try:
                 result = prune_for_budget(model, inputs.data, folder, flash_budget=spec.budget, board=spec.board,
-                                          seed=spec.seed, quiet=True, precomputed=pre, **inputs.options)
+                                          seed=spec.seed, quiet=True, precomputed=inputs.original,
+                                          **inputs.options)
             except BudgetError as e:
                 out.error, out.infeasible = str(e), True
                 return out
