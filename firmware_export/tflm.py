@@ -36,6 +36,11 @@ operations, symbolic tensors; about 25,000 objects after a Keras 3 translation a
 conversion); a collection in the forked child finalized them without TensorFlow's threads and
 segfaulted the child, so every arena probe counted as "does not fit" ("reports an arena it
 cannot allocate"). The child only ever collects what it allocated itself.
+
+Parallel runs. `run` splits a large batch over several children at once (`_isolated_many`;
+one per CPU by default, `processes=` or TINYPRUNE_TFLM_PROCESSES to change it). The forks
+happen one after another in the calling thread, then the parent reads the children's pipes
+in order; a crash in any child is raised once every child has been reaped.
 """
 
 from __future__ import annotations
@@ -55,7 +60,7 @@ from typing import Iterator
 
 import numpy as np
 
-from firmware_export.errors import TflmCrash, TflmError, UserError
+from firmware_export.errors import ConfigError, TflmCrash, TflmError, UserError
 
 ARENA_ALIGNMENT = 16  # TFLM requires a 16-byte aligned arena (MicroArenaBufferAlignment)
 PROBE_TIMEOUT_S = 30  # a probe allocates once (milliseconds); far longer means the child hung
@@ -399,10 +404,60 @@ def _crash_message(status: int, stage: str, log: str, data: bytes | None = None)
             "(re-convert it from a trained model, or check that the file is intact)")
 
 
+@dataclass
+class _Child:
+    """A forked child running one isolated call: its pid, the read end of its result pipe, its log."""
+
+    pid: int
+    pipe: int
+    log: object
+    stage: str
+    args: tuple
+    deadline: float
+
+
 def _isolated(stage: str, fn, *args):
     """Run fn(*args) in a forked child; return its result, re-raise its UserError, or TflmError on a crash."""
     if not hasattr(os, "fork"):
         return fn(*args)
+    return _finish(_start(stage, fn, *args))
+
+
+def _isolated_many(stage: str, fn, calls: list[tuple]):
+    """Run fn(*args) for every args of `calls`, each in its own forked child, all at once; the
+    results in order. The first failure (in call order) is raised, after every child has ended."""
+    if not hasattr(os, "fork"):
+        return [fn(*args) for args in calls]
+    children: list[_Child] = []
+    try:
+        for args in calls:  # forks happen one after another in this thread (see _fork)
+            children.append(_start(stage, fn, *args))
+    except BaseException:
+        for c in children:
+            _kill(c)
+        raise
+    results, error = [], None
+    for c in children:
+        try:
+            results.append(_finish(c))
+        except Exception as e:  # noqa: BLE001 - re-raised below, once every child is reaped
+            error = error or e
+    if error is not None:
+        raise error
+    return results
+
+
+def _kill(child: _Child) -> None:
+    with contextlib.suppress(OSError):
+        os.kill(child.pid, signal.SIGKILL)
+        os.waitpid(child.pid, 0)
+    with contextlib.suppress(OSError):
+        os.close(child.pipe)
+    child.log.close()
+
+
+def _start(stage: str, fn, *args) -> _Child:
+    """Fork a child that runs fn(*args) and writes its result (or its error) to a pipe."""
     _runtime()  # import the extension once in the parent, so each child starts warm
     r, w = os.pipe()
     log = tempfile.TemporaryFile(mode="w+b")
@@ -435,8 +490,13 @@ def _isolated(stage: str, fn, *args):
         finally:
             os._exit(code)
     os.close(w)
+    return _Child(pid, r, log, stage, args, time.monotonic() + CHILD_TIMEOUT_S)
+
+
+def _finish(child: _Child):
+    """Read a child's result and reap it: its return value, its UserError re-raised, or TflmError."""
+    pid, r, log, stage, args, deadline = child.pid, child.pipe, child.log, child.stage, child.args, child.deadline
     chunks: list[bytes] = []
-    deadline = time.monotonic() + CHILD_TIMEOUT_S
     status = None
     try:
         while True:
@@ -501,13 +561,43 @@ def measure_arena(data: bytes) -> ArenaReport:
     return _ARENA_CACHE[key]
 
 
-def run(data: bytes, x: np.ndarray, quantized_input: bool = False) -> np.ndarray:
-    """Run every row of `x` through TFLM (in a child process); returns raw outputs (model's output dtype).
+PROCESSES_ENV = "TINYPRUNE_TFLM_PROCESSES"  # child processes `run` splits its rows over (default: CPUs)
+# Fewest rows worth a child of their own: a fork of a process holding TensorFlow costs ~0.1 s
+# (docs/benchmarks.md, "TFLM isolation"), about what 128 rows of a small model take to run.
+MIN_ROWS_PER_PROCESS = 128
+
+
+def default_processes() -> int:
+    """How many children `run` uses by default: TINYPRUNE_TFLM_PROCESSES if set (a sweep point
+    sets it to the CPUs it was given), else the CPUs this process may run on."""
+    value = os.environ.get(PROCESSES_ENV, "").strip()
+    if value:
+        if not value.isdigit() or int(value) < 1:
+            raise ConfigError(f"{PROCESSES_ENV}={value!r}: give a whole number of processes >= 1, or unset it")
+        return int(value)
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def run(data: bytes, x: np.ndarray, quantized_input: bool = False, processes: int | None = None) -> np.ndarray:
+    """Run every row of `x` through TFLM (in child processes); returns raw outputs (model's output dtype).
 
     `x` is float (quantized here with the input's scale and zero point) unless
-    `quantized_input` is true. The batch dimension is iterated: TFLM runs batch size 1.
+    `quantized_input` is true. The batch dimension is iterated: TFLM runs batch size 1, and
+    every row runs in a fresh interpreter's state independent of the others, so the rows are
+    split into contiguous slices over `processes` children at once (default
+    `default_processes()`, at most one per MIN_ROWS_PER_PROCESS rows); the outputs are the
+    same whatever the split.
+
+    Example:
+        >>> y = run(tflite_bytes, x_val, processes=2)   # two children, half the rows each
     """
-    return _isolated("preparing", _run, _validated(data), np.asarray(x), quantized_input)
+    data, x = _validated(data), np.asarray(x)
+    n = processes if processes is not None else default_processes()
+    n = max(1, min(int(n), len(x) // MIN_ROWS_PER_PROCESS))
+    if n == 1:
+        return _isolated("preparing", _run, data, x, quantized_input)
+    slices = np.array_split(x, n)
+    return np.concatenate(_isolated_many("preparing", _run, [(data, part, quantized_input) for part in slices]))
 
 
 def output_detail(data: bytes) -> dict:

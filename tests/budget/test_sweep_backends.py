@@ -203,6 +203,9 @@ def test_local_and_ray_sweeps_give_the_same_points_and_files(tmp_path):
         assert p["sensitivity_cached"] and q["sensitivity_cached"]  # measured once by the driver, shipped
         assert p["int8_bytes"] <= p["flash_limit"]
     assert {st["status"] for st in b["status"].values()} == {"done"}
+    assert {p["pid"] for p in a["points"]} == {a["original"]["pid"]}  # serial: the driver ran every point
+    warmed = b["backend"]["warmed_pids"]  # the workers Ray's warm-up tasks started TensorFlow in at open
+    assert len(warmed) == 2 and {p["pid"] for p in b["points"]} <= set(warmed)  # ... ran the points
     fa, fb = _files(local), _files(ray_out)
     assert sorted(fa) == sorted(fb) and "pareto.png" in fa and "sweep.md" in fa
     for name in fa:

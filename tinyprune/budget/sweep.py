@@ -72,6 +72,8 @@ class SweepPoint:
     tflite_sha256: str = ""
     sensitivity_cached: bool | None = None  # the point found the shared measurement in its cache
     keep: dict[str, int] = field(default_factory=dict)
+    host: str = ""  # where the point ran (a Ray cluster: the node)
+    pid: int = 0  # the process that ran it (a worker's; the sweep's own when serial)
 
 
 @dataclass
@@ -303,7 +305,8 @@ def _point_record(spec: PointSpec, outcome: PointOutcome, attempts: int) -> Swee
     return SweepPoint(spec.budget, r["targets"]["flash_bytes"], r["final"]["int8_bytes"], r["final"]["arena_bytes"],
                       r["accuracy"]["tflm_accuracy"], r["accuracy"]["float_accuracy"], r["status"], spec.id,
                       r["seconds"]["total"], spec.id, spec.board, spec.seed, attempts, outcome.threads,
-                      sha256(outcome.files.get("model_int8.tflite", b"")), cached, r["keep"])
+                      sha256(outcome.files.get("model_int8.tflite", b"")), cached, r["keep"], outcome.host,
+                      outcome.pid)
 
 
 def _write_point(out_dir: Path, spec: PointSpec, outcome: PointOutcome) -> None:

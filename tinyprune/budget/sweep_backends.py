@@ -6,14 +6,16 @@ called more than once):
 - `SerialBackend`: one point after another in the sweep's own process (the default; its
   TensorFlow uses the threads this process already has).
 - `ProcessBackend(workers=N)`: N worker processes on this machine (spawned, so each starts
-  its own TensorFlow, capped to CPUs // N threads). The shared inputs are sent to each worker
-  once, when it starts; then one point at a time, so a worker that dies is known by the
-  point it was running, and it is replaced by a fresh one.
+  its own TensorFlow, capped to CPUs // N threads). The workers start at `open`, so they
+  import TensorFlow while the driver computes the shared inputs (`sweep_point.warm_up`); the
+  inputs are sent to each worker once; then one point at a time, so a worker that dies is
+  known by the point it was running, and it is replaced by a fresh one.
 - `RayBackend(address)`: each point is a Ray task (`num_cpus=cpus_per_point`), on a local Ray
   started for the run (`address="local"`, `ray.init(num_cpus=workers)`, shut down at the end)
   or on an existing cluster (`"auto"` = RAY_ADDRESS or the cluster `ray start` left on this
   machine, or an address). The shared inputs go into the object store once (`ray.put`);
-  every task gets the reference. A task caps TensorFlow to the CPUs Ray assigned it. On a
+  every task gets the reference. A task caps TensorFlow to the CPUs Ray assigned it. A local
+  Ray gets one warm-up task per CPU slot at `open` (Ray reuses those workers for the points). On a
   cluster every node needs tinyprune with the same version installed (`pip install
   tinyprune[ray]`). Ray's own retries are off (`max_retries=0`): `run_jobs` retries, so that
   every backend retries the same way and the attempt count is recorded.
@@ -36,7 +38,7 @@ from dataclasses import dataclass
 from multiprocessing.connection import wait as wait_for
 from typing import Callable, Protocol
 
-from tinyprune.budget.sweep_point import PointOutcome, PointSpec, SweepInputs, run_point
+from tinyprune.budget.sweep_point import PointOutcome, PointSpec, SweepInputs, run_point, warm_up
 from tinyprune.errors import ConfigError, MissingExtraError
 
 RAY_INSTALL_HINT = "pip install 'tinyprune[ray]'"
@@ -99,8 +101,13 @@ class SerialBackend:
         return {"backend": self.name, "workers": 1}
 
 
-def _worker_main(conn, inputs: SweepInputs, threads: int) -> None:
-    """A ProcessBackend worker: run the points it is sent until it is sent None."""
+def _worker_main(conn, threads: int) -> None:
+    """A ProcessBackend worker: warm up, wait for the shared inputs, then run the points it is
+    sent until it is sent None."""
+    warm_up(threads)
+    inputs = conn.recv()
+    if inputs is None:
+        return
     while True:
         job = conn.recv()
         if job is None:
@@ -109,12 +116,14 @@ def _worker_main(conn, inputs: SweepInputs, threads: int) -> None:
 
 
 class _Worker:
-    def __init__(self, ctx, inputs: SweepInputs, threads: int) -> None:
+    def __init__(self, ctx, threads: int, inputs: SweepInputs | None = None) -> None:
         self.conn, child = ctx.Pipe()
-        self.proc = ctx.Process(target=_worker_main, args=(child, inputs, threads), daemon=True)
+        self.proc = ctx.Process(target=_worker_main, args=(child, threads), daemon=True)
         self.proc.start()
         child.close()
         self.job: Job | None = None
+        if inputs is not None:
+            self.conn.send(inputs)
 
 
 class ProcessBackend:
@@ -133,11 +142,15 @@ class ProcessBackend:
         self.restarted = 0
 
     def open(self) -> None:
-        pass
+        """Start the workers: they import TensorFlow while the driver computes the shared inputs."""
+        if not self._workers:
+            self._workers = [_Worker(self._ctx, self.threads) for _ in range(self.capacity)]
 
     def start(self, inputs: SweepInputs) -> None:
+        self.open()
         self._inputs = inputs
-        self._workers = [_Worker(self._ctx, inputs, self.threads) for _ in range(self.capacity)]
+        for w in self._workers:
+            w.conn.send(inputs)
 
     def submit(self, job: Job) -> None:
         worker = next(w for w in self._workers if w.job is None)
@@ -162,7 +175,7 @@ class ProcessBackend:
         dead.proc.join(timeout=10)
         code = dead.proc.exitcode
         dead.conn.close()
-        self._workers[self._workers.index(dead)] = _Worker(self._ctx, self._inputs, self.threads)
+        self._workers[self._workers.index(dead)] = _Worker(self._ctx, self.threads, self._inputs)
         self.restarted += 1
         return PointOutcome(job.spec.id, job.attempt, error=f"worker process died (exit code {code})")
 
@@ -202,6 +215,15 @@ def _ray_point(inputs: SweepInputs, spec: PointSpec, attempt: int) -> PointOutco
     return run_point(inputs, spec, attempt, threads=max(1, int(cpus)))
 
 
+def _ray_warm_up() -> int:
+    """A Ray task run once per CPU slot at open: the worker it lands on imports TensorFlow (capped
+    as a point's would be) while the driver computes the shared inputs; Ray reuses the worker."""
+    import ray
+
+    cpus = ray.get_runtime_context().get_assigned_resources().get("CPU", 1.0)
+    return warm_up(max(1, int(cpus)))
+
+
 class RayBackend:
     """Each point a Ray task; a local Ray for the run, or an existing cluster."""
 
@@ -224,6 +246,8 @@ class RayBackend:
         self.cluster_cpus: float | None = None
         self.start_seconds = self.close_seconds = 0.0  # ray.init + ray.put; ray.shutdown
         self._session_dir: str | None = None  # the local Ray's logs and sockets, removed at close
+        self._warm_refs: list = []  # warm-up tasks of a local Ray
+        self.warmed_pids: list[int] = []  # the workers they warmed (read at close)
 
     def open(self) -> None:
         ray = self.ray
@@ -242,6 +266,9 @@ class RayBackend:
                 raise ConfigError(f"--ray {self.address}: cannot connect to a Ray cluster ({e}); start one "
                                   "with `ray start --head` or give its address") from None
         self.cluster_cpus = ray.cluster_resources().get("CPU")
+        slots = int((self.cluster_cpus or 1) // self.cpus_per_point) if self.address == "local" else 0
+        warm = ray.remote(_ray_warm_up).options(num_cpus=self.cpus_per_point, max_retries=0)
+        self._warm_refs = [warm.remote() for _ in range(slots)]  # not waited for: points queue behind them
         self.start_seconds += round(time.perf_counter() - t, 2)
 
     def start(self, inputs: SweepInputs) -> None:
@@ -270,6 +297,12 @@ class RayBackend:
     def close(self) -> None:
         t = time.perf_counter()
         if self.ray.is_initialized():
+            if self._warm_refs:
+                try:
+                    self.warmed_pids = sorted(self.ray.get(self._warm_refs, timeout=60))
+                except Exception:  # noqa: BLE001 - a warm-up that failed only costs its time
+                    self.warmed_pids = []
+                self._warm_refs = []
             self.ray.shutdown()  # ends the local Ray started for the run; only disconnects from a cluster
             self.close_seconds = round(time.perf_counter() - t, 2)
         if self._session_dir is not None:  # kept in describe(): the report says where it was
@@ -279,7 +312,7 @@ class RayBackend:
         return {"backend": self.name, "address": self.address, "num_cpus": self.num_cpus,
                 "cluster_cpus": self.cluster_cpus, "cpus_per_point": self.cpus_per_point,
                 "start_seconds": self.start_seconds, "close_seconds": self.close_seconds,
-                "session_dir": self._session_dir}
+                "session_dir": self._session_dir, "warmed_pids": self.warmed_pids}
 
 
 def make_backend(workers: int | None = None, ray_address: str | None = None, cpus_per_point: float = 1) -> Backend:

@@ -9,7 +9,8 @@ as bytes. The driver writes them into the sweep's folder, so a point computes th
 in this process, in a local worker process or on a Ray node of another machine.
 
 Before any TensorFlow work the point caps TensorFlow's threads to the CPUs it was given
-(`configure_threads`, through TINYPRUNE_TF_THREADS in tinyprune/tfsetup.py: the one place),
+(`configure_threads`, through TINYPRUNE_TF_THREADS in tinyprune/tfsetup.py: the one place) and
+its TFLM runs to as many child processes (TINYPRUNE_TFLM_PROCESSES, read by firmware_export/tflm.py),
 and writes the driver's sensitivity measurement into this machine's cache
 (TINYPRUNE_CACHE), under the key `prune_for_budget` looks up, so the pass is not repeated;
 the original's facts go to `prune_for_budget(precomputed=...)`, so neither the original's
@@ -39,6 +40,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from firmware_export import tflm
 from tinyprune.budget.original import OriginalFacts
 from tinyprune.load.data import Dataset
 
@@ -109,13 +111,27 @@ class PointOutcome:
 
 def configure_threads(threads: int | None) -> int:
     """Cap this process's TensorFlow threads to `threads` (only possible before TensorFlow
-    starts; later calls leave it as it is). Returns the intra-op thread count in force."""
+    starts; later calls leave it as it is) and its TFLM runs to as many child processes.
+    Returns the intra-op thread count in force."""
+    if threads is not None:
+        os.environ[tflm.PROCESSES_ENV] = str(int(threads))  # read at each run: always in force
     if threads is not None and "tinyprune.tfsetup" not in sys.modules:
         os.environ[THREADS_ENV] = str(int(threads))
     from tinyprune.tfsetup import tf
 
     n = tf.config.threading.get_intra_op_parallelism_threads()
     return n or len(os.sched_getaffinity(0))  # 0 = TensorFlow's default: one per CPU
+
+
+def warm_up(threads: int | None) -> int:
+    """Start what every point needs before its first one (TensorFlow with its thread cap, the
+    budget search's modules, the TFLM runtime), so that a worker does it while the sweep's
+    driver computes the shared inputs. Returns this process's pid."""
+    configure_threads(threads)
+    import tinyprune.budget.search  # noqa: F401 - imported for its side effect: the import is the warm-up
+
+    tflm._runtime()
+    return os.getpid()
 
 
 def _test_hook(point_id: str, attempt: int, may_exit: bool) -> None:
