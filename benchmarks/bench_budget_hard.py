@@ -17,6 +17,8 @@ Usage: .venv/bin/python benchmarks/bench_budget_hard.py [--work DIR] [--seeds 0,
      from the sensitivity allocation to one uniform ratio, each scored after a short
      fine-tune; fine-tuning by distillation from the unpruned model (through its logits) AND
      by labels only from the same start, the better validation score kept), one shot;
+   - new + function matching: the same, its distillation also on 4 teacher-labelled mixed
+     inputs per training image (`mixup=4`, training/distillation.py);
    - distil always: the same but always distillation (the first default, kept as a row);
    - new x3: the same in 3 iterative steps;
    - uniform L1: one ratio for every group, the smallest whose artifact meets the budget, L1
@@ -59,9 +61,10 @@ if not (SHARED / "mnist").is_dir():
 BUDGETS = (0.25, 0.125, 0.0625)
 SMALL_TRAIN, SMALL_VAL = 600, 400
 BATCH = 32
-METHODS = ("old", "new", "distil always", "new x3", "distil always x3", "uniform L1", "uniform L1 2x epochs",
-           "magnitude+PRUNE")
-DEFAULT_METHODS = ("old", "new", "uniform L1", "magnitude+PRUNE")
+METHODS = ("old", "new", "new + function matching", "distil always", "new x3", "distil always x3", "uniform L1",
+           "uniform L1 2x epochs", "magnitude+PRUNE")
+SEARCHES = ("old", "new", "new + function matching", "distil always", "new x3", "distil always x3")
+DEFAULT_METHODS = ("old", "new", "new + function matching", "uniform L1", "magnitude+PRUNE")
 
 
 def load_mnist():
@@ -193,7 +196,8 @@ def run_search(model, ds, out: Path, frac: float, seed: int, epochs: int, method
     from tinyprune.budget.search import prune_for_budget
 
     kw = {"old": dict(distill=False, iterative_steps=1, importance="l1", allocation="sensitivity"),
-          "new": dict(iterative_steps=1), "distil always": dict(iterative_steps=1, distill=True),
+          "new": dict(iterative_steps=1, mixup=0), "new + function matching": dict(iterative_steps=1, mixup=4),
+          "distil always": dict(iterative_steps=1, distill=True),
           "new x3": dict(iterative_steps=3),
           "distil always x3": dict(iterative_steps=3, distill=True)}[method]
     r = prune_for_budget(model, ds, out, flash_budget=f"{frac * 100:g}%", epochs=epochs, batch_size=BATCH, seed=seed,
@@ -266,7 +270,7 @@ def main() -> None:
         limit = frac * len(dense_tfl)
         t = time.perf_counter()
         extra, comp = {}, None
-        if method in ("old", "new", "distil always", "new x3", "distil always x3"):
+        if method in SEARCHES:
             extra, tfl = run_search(model, ds, work / f"{setting}_{method.replace(' ', '')}_{frac}_{seed}", frac, seed,
                                     epochs, method)
         elif method in ("uniform L1", "uniform L1 2x epochs"):  # 2x: as long as the new search's winner trains
@@ -294,11 +298,12 @@ def main() -> None:
                 one("small", small, frac, method, seed, args.epochs)
     if not args.skip_unlabelled:
         unl = Dataset("mnist-600-unlabelled", small.x_train, None, small.x_val, None)
-        one("unlabelled", unl, 0.125, "new", seeds[0], args.epochs)
+        one("unlabelled", unl, 0.125, "new + function matching" if "new + function matching" in methods else "new",
+            seeds[0], args.epochs)
     if not args.skip_full:
         for frac in (0.125, 0.0625):
-            for method in ("new", "uniform L1", "old", "uniform L1 2x epochs"):
-                if method in methods or method != "uniform L1 2x epochs":
+            for method in ("new", "new + function matching", "uniform L1", "old", "uniform L1 2x epochs"):
+                if method in methods or method not in ("uniform L1 2x epochs", "new + function matching"):
                     one("full", full, frac, method, seeds[0], args.full_epochs)
     report(work)
 
@@ -319,16 +324,19 @@ def verdicts(sub: list[dict], setting: str) -> None:
     for frac in sorted({r["budget"] for r in sub}, reverse=True):
         def accs(method):
             return [r["test"]["acc"] * 100 for r in sub if r["budget"] == frac and r["method"] == method and r["test"]]
-        new = accs("new")
+        name = "new + function matching" if accs("new + function matching") else "new"  # the search's defaults
+        new = accs(name)
         if not new:
             continue
-        for base in ("old", "uniform L1", "uniform L1 2x epochs", "magnitude+PRUNE"):
+        for base in ("old", "new", "uniform L1", "uniform L1 2x epochs", "magnitude+PRUNE"):
+            if base == name:
+                continue
             b = accs(base)
             if not b:
                 continue
             spread = max(np.std(new, ddof=1) if len(new) > 1 else 0.0, np.std(b, ddof=1) if len(b) > 1 else 0.0)
             margin = np.mean(new) - np.mean(b)
-            lines.append(f"- {setting} {frac:.2%}: new - {base} = {margin:+.2f} points (larger seed sd {spread:.2f}): "
+            lines.append(f"- {setting} {frac:.2%}: {name} - {base} = {margin:+.2f} points (larger seed sd {spread:.2f}): "
                          + ("above by more than the spread" if margin > spread else "NOT above by more than the spread"))
     if lines:
         print("\n" + "\n".join(lines))

@@ -71,8 +71,48 @@ def test_distillation_with_teacher_only_moves_the_student_toward_the_teacher(dig
     assert agreement() > before + 0.05, (before, agreement())
 
 
+def test_function_matching_adds_teacher_only_mixed_rows(digits):
+    """Mixed inputs are convex combinations of two training rows, capped, seeded, float only;
+    on their rows the loss is the teacher term alone whatever sits in the label slot."""
+    from tinyprune import training
+    from tinyprune.load.model import load_model
+    from tinyprune.prune.structured.pruner import prune_structured
+    from tinyprune.training import distillation as kd
+
+    x = digits.x_train[:50]
+    mixed = kd.mixed_inputs(x, 3, np.random.default_rng(1))
+    assert mixed.shape == (150,) + x.shape[1:] and mixed.dtype == x.dtype
+    assert np.array_equal(mixed, kd.mixed_inputs(x, 3, np.random.default_rng(1)))
+    lo, hi = np.minimum(x.min(0), x.max(0)), np.maximum(x.min(0), x.max(0))
+    assert (mixed >= lo - 1e-6).all() and (mixed <= hi + 1e-6).all()
+    assert not any(np.allclose(m, r) for m in mixed[:10] for r in x)  # new points, not copies
+    assert len(kd.mixed_inputs(x, 10_000 // 50 + 5, np.random.default_rng(1))) == kd.MAX_MIXED_ROWS
+    assert len(kd.mixed_inputs(x.astype(np.int32), 3, np.random.default_rng(1))) == 0
+
+    teacher_logits = np.random.default_rng(2).normal(size=(4, 10)).astype(np.float32)
+    student = np.random.default_rng(3).normal(size=(4, 10)).astype(np.float32)
+    loss = kd._DistillLoss(10, True, False, 4.0, 0.7)
+    with_label = kd._pack(teacher_logits, np.array([1, 2, 3, 4]), True)
+    teacher_only = kd._pack(teacher_logits, None, True)
+    teacher_only[:, 10] = 7  # whatever the label slot holds, flag 0 ignores it
+    alone = kd._DistillLoss(10, True, False, 4.0, 1.0)
+    assert np.allclose(loss.call(teacher_only, student), alone.call(with_label, student))
+    assert not np.allclose(loss.call(with_label, student), alone.call(with_label, student))
+
+    teacher = load_model(DEMO_MODEL)
+    with training.reproducible(0):
+        small = digits.subset(200, None)
+        student_model = prune_structured(teacher, 0.5).model
+        r = training.distill(student_model, teacher, small, epochs=1, batch_size=32, quiet=True,
+                             config=training.DistillConfig(mixup=2))
+    assert r.mixed_rows == 400 and r.epochs_run == 1
+    with pytest.raises(ConfigError, match="mixup"):
+        training.DistillConfig(mixup=-1).validate()
+
+
 @pytest.mark.slow
 def test_unlabelled_budget_run_learns_from_the_teacher_and_says_so(digits, tmp_path):
+    from tinyprune import training
     from tinyprune.budget.search import prune_for_budget
     from tinyprune.load.data import Dataset
     from tinyprune.load.model import load_model
@@ -81,7 +121,8 @@ def test_unlabelled_budget_run_learns_from_the_teacher_and_says_so(digits, tmp_p
     r = prune_for_budget(load_model(DEMO_MODEL), unlabelled, tmp_path / "out", flash_budget="30%", epochs=2,
                          importance="l1", quiet=True, seed=0)
     assert r.labels == "none: teacher only"
-    assert r.choices["fine_tune"] == {"mode": "distill", "temperature": 4.0, "teacher_weight": 1.0, "labels": False}
+    assert r.choices["fine_tune"] == {"mode": "distill", "temperature": 4.0, "teacher_weight": 1.0,
+                                      "mixup": training.DEFAULT_MIXUP, "labels": False}
     assert r.final["int8_bytes"] <= r.targets["flash_bytes"]
     assert r.accuracy["tflm_accuracy"] >= 0.8  # agreement with the unpruned model on the validation images
     md = (tmp_path / "out" / "report.md").read_text()

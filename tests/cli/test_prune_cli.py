@@ -107,10 +107,11 @@ def test_compress_auto_through_the_cli(tmp_path):
 @pytest.mark.slow
 def test_margin_tightens_the_flash_target(tmp_path):
     proc = run_cli(["prune", "budget", str(DEMO_MODEL), "--data", "digits", "--flash-budget", "50%", "--margin",
-                    "0.2", "--epochs", "0", "--importance", "l1", "--allocation", "sensitivity", "--json",
-                    "-o", str(tmp_path / "m")])
+                    "0.2", "--epochs", "0", "--importance", "l1", "--allocation", "sensitivity", "--mixup", "2",
+                    "--json", "-o", str(tmp_path / "m")])
     assert proc.returncode == 0, proc.stderr[-2000:]
     r = json.loads(proc.stdout)
+    assert r["choices"]["fine_tune"]["mixup"] == 2  # the CLI option reaches the distillation
     original = r["original"]["int8_bytes"]
     assert r["targets"]["flash_bytes"] == pytest.approx(0.5 * original * 0.8)
     assert r["final"]["int8_bytes"] <= 0.5 * original * 0.8  # the artifact meets the tightened target

@@ -262,7 +262,7 @@ def _fine_tune_one(student, teacher, ds: Dataset, ds_scored: Dataset, labels: bo
                              callbacks=callbacks)
         training.compile_for(student, ds_scored)
         return {"mode": "distill", "epochs_run": r.epochs_run, "temperature": r.temperature,
-                "teacher_weight": r.weight, "labels_used": r.labels_used}
+                "teacher_weight": r.weight, "labels_used": r.labels_used, "mixed_rows": r.mixed_rows}
     training.compile_for(student, ds_scored)
     r = training.train(student, ds_scored, epochs, batch_size, description=description, quiet=quiet,
                        early_stopping=EARLY_STOPPING, callbacks=callbacks)
@@ -304,7 +304,8 @@ def prune_for_budget(model, ds: Dataset | None, out_dir: str | Path, *, flash_bu
                      allow_compress: bool = False, bits: int = COMPRESS_BITS, ignore: tuple[str, ...] = (),
                      seed: int | None = None, distill: bool | str = "auto",
                      temperature: float = training.DEFAULT_TEMPERATURE,
-                     distill_weight: float = training.DEFAULT_WEIGHT, iterative_steps: int = 1,
+                     distill_weight: float = training.DEFAULT_WEIGHT, mixup: int = training.DEFAULT_MIXUP,
+                     iterative_steps: int = 1,
                      step_epochs: int | None = None, allocation: str = "auto",
                      precomputed: OriginalFacts | None = None) -> BudgetResult:
     """Prune `model` to meet the budget and write OUT/ (see the module docstring).
@@ -318,7 +319,8 @@ def prune_for_budget(model, ds: Dataset | None, out_dir: str | Path, *, flash_bu
     also clustered (tfmot, at most 2^bits values per channel) and LUT-compressed for TFLM
     (firmware_export.compress); the compressed .tflite is then what is measured and exported.
     `distill` fine-tunes against the original model (`temperature`, `distill_weight` = the
-    teacher term's share): True = always, False = labels only, "auto" (default) = with labels,
+    teacher term's share; `mixup` teacher-labelled mixed inputs per training row, see
+    training/distillation.py): True = always, False = labels only, "auto" (default) = with labels,
     fine-tune both ways from the same start and keep the better validation score; without
     labels, distil from the teacher alone. `iterative_steps` > 1 prunes in that many
     prune -> fine-tune -> re-measure steps; intermediate steps fine-tune `step_epochs`
@@ -357,7 +359,7 @@ def prune_for_budget(model, ds: Dataset | None, out_dir: str | Path, *, flash_bu
         raise ConfigError(f"unknown allocation {allocation!r}; use one of {', '.join(ALLOCATIONS)}")
     if distill not in (True, False, "auto"):
         raise ConfigError(f"distill must be True, False or 'auto', got {distill!r}")
-    config = training.DistillConfig(temperature, distill_weight) if distill else None
+    config = training.DistillConfig(temperature, distill_weight, mixup) if distill else None
     if config is not None:
         config.validate()
     unknown = [n for n in ignore if n not in {layer.name for layer in model.layers}]
@@ -454,7 +456,7 @@ def _search(model, ds: Dataset, out_dir: Path, asked: Budget, *, epochs, batch_s
         choices["importance"] = {"chosen": importance, "rule": "given"}
     choices["fine_tune"] = ({"mode": "auto" if distill == "auto" and labels else "distill",
                              "temperature": config.temperature, "teacher_weight": config.weight if labels else 1.0,
-                             "labels": labels} if config is not None else {"mode": "labels", "labels": labels})
+                             "mixup": config.mixup, "labels": labels} if config is not None else {"mode": "labels", "labels": labels})
     choices["iterative"] = {"steps": iterative_steps, "step_epochs": step_epochs if iterative_steps > 1 else None,
                             "final_epochs": epochs}
 

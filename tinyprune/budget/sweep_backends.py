@@ -149,8 +149,13 @@ class ProcessBackend:
     def start(self, inputs: SweepInputs) -> None:
         self.open()
         self._inputs = inputs
-        for w in self._workers:
-            w.conn.send(inputs)
+        for i, w in enumerate(self._workers):
+            try:
+                w.conn.send(inputs)
+            except OSError:  # it died warming up (e.g. out of memory): a fresh one gets the inputs at start
+                w.proc.join(timeout=10)
+                self._workers[i] = _Worker(self._ctx, self.threads, inputs)
+                self.restarted += 1
 
     def submit(self, job: Job) -> None:
         worker = next(w for w in self._workers if w.job is None)

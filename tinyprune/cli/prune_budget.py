@@ -16,7 +16,7 @@ import click
 
 from tinyprune.budget.limits import ALLOCATIONS
 from tinyprune.cli import options
-from tinyprune.training.limits import DEFAULT_TEMPERATURE, DEFAULT_WEIGHT
+from tinyprune.training.limits import DEFAULT_MIXUP, DEFAULT_TEMPERATURE, DEFAULT_WEIGHT
 
 
 def model_name(path: str) -> str:
@@ -53,6 +53,8 @@ def model_name(path: str) -> str:
               show_default=True, help="Distillation temperature.")
 @click.option("--distill-weight", type=click.FloatRange(0, 1), default=DEFAULT_WEIGHT, show_default=True,
               help="The teacher's share of the loss (the labels' is 1 - it).")
+@click.option("--mixup", type=click.IntRange(0, 64), default=DEFAULT_MIXUP, show_default=True,
+              help="Distil also on N teacher-labelled mixes of two training inputs per input (function matching).")
 @click.option("--iterative-steps", type=click.IntRange(1, 20), default=1, show_default=True,
               help="Prune toward the budget in N steps, fine-tuning and re-measuring between them.")
 @click.option("--step-epochs", type=click.IntRange(0, 1000), default=None,
@@ -61,8 +63,8 @@ def budget(model: str, data: str | None, epochs: int, batch_size: int, output: s
            unsafe_load: bool, quiet: bool, flash_budget: str | None, ram_budget: str | None,
            latency_budget: str | None, board: str | None, boards_file: str | None, margin: float,
            allow_compress: bool, bits: int, importance: str, allocation: str, round_to: int, ignore: tuple[str, ...],
-           seed: int | None, distill: str, temperature: float, distill_weight: float, iterative_steps: int,
-           step_epochs: int | None) -> None:
+           seed: int | None, distill: str, temperature: float, distill_weight: float, mixup: int,
+           iterative_steps: int, step_epochs: int | None) -> None:
     """Remove filters until MODEL fits the budgets, losing the least accuracy; write OUT/."""
     from rich.console import Console
 
@@ -85,7 +87,7 @@ def budget(model: str, data: str | None, epochs: int, batch_size: int, output: s
         importance=importance, round_to=round_to, name=model_name(model), force=force, quiet=quiet or as_json,
         console=console, allow_compress=allow_compress, bits=bits, seed=seed,
         distill={"on": True, "off": False}.get(distill, distill), temperature=temperature,
-        distill_weight=distill_weight, iterative_steps=iterative_steps, step_epochs=step_epochs,
+        distill_weight=distill_weight, mixup=mixup, iterative_steps=iterative_steps, step_epochs=step_epochs,
         allocation=allocation)
     if as_json:
         click.echo(json.dumps(result.to_dict(), indent=2))

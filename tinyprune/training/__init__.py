@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import importlib
 
-from tinyprune.training.limits import (DEFAULT_TEMPERATURE, DEFAULT_WEIGHT, MAX_BATCH_SIZE, MAX_EPOCHS,
+from tinyprune.training.limits import (DEFAULT_MIXUP, DEFAULT_TEMPERATURE, DEFAULT_WEIGHT, MAX_BATCH_SIZE, MAX_EPOCHS,
                                       check_training_args)
 
 # name -> the module that defines it; these modules start TensorFlow, so they load on first use
@@ -23,7 +23,8 @@ _LAZY = {**{n: "finetune" for n in ("DEFAULT_LR", "RichProgress", "TrainResult",
                                     "evaluate", "predict", "score", "train", "validation_loss")},
          **{n: "distillation" for n in ("DistillConfig", "DistillResult", "distill")},
          **{n: "seed" for n in ("SeedReport", "reproducible")}}
-__all__ = [*_LAZY, "DEFAULT_TEMPERATURE", "DEFAULT_WEIGHT", "MAX_BATCH_SIZE", "MAX_EPOCHS", "check_training_args"]
+__all__ = [*_LAZY, "DEFAULT_MIXUP", "DEFAULT_TEMPERATURE", "DEFAULT_WEIGHT", "MAX_BATCH_SIZE", "MAX_EPOCHS",
+           "check_training_args"]
 
 
 def __getattr__(name: str):
