@@ -435,3 +435,14 @@ def test_subclassed_model_is_refused():
 
     with pytest.raises(ModelLoadError, match="subclassed"):
         prune_structured(subclassed_model(3, 4), 0.5)
+
+
+def test_the_clis_criteria_are_the_registrys_built_in_ones():
+    """tinyprune.prune.CRITERIA (TensorFlow-free, for the CLI's choices) names exactly the
+    criteria importance.py registers itself; scores-* and user criteria are added later."""
+    from tinyprune.budget.limits import IMPORTANCES as BUDGET_IMPORTANCES
+    from tinyprune.prune import CRITERIA
+
+    built_in = {name for name in IMPORTANCES if not name.startswith("scores-")}
+    assert set(CRITERIA) == built_in and len(CRITERIA) == len(built_in)
+    assert BUDGET_IMPORTANCES == ("auto", *CRITERIA)

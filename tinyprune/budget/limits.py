@@ -20,6 +20,7 @@ import re
 from dataclasses import dataclass, field, replace
 
 from tinyprune.errors import BudgetError, ConfigError
+from tinyprune.prune import CRITERIA
 
 from firmware_export.boards import KB  # binary units, as linker maps and board datasheets use
 _UNITS = {"": 1, "b": 1, "kb": KB, "k": KB, "kib": KB, "mb": KB * KB, "m": KB * KB, "mib": KB * KB}
@@ -28,6 +29,7 @@ _SIZE = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*([a-zA-Z%]*)\s*$")
 QUANTITIES = ("flash_bytes", "ram_bytes", "latency_ms")
 # how the search shapes the channel counts (search.prune_for_budget(allocation=...), --allocation)
 ALLOCATIONS = ("auto", "sensitivity", "uniform")
+IMPORTANCES = ("auto", *CRITERIA)  # the budget search's: a criterion, or "auto" (the best on validation)
 
 
 @dataclass(frozen=True)

@@ -53,7 +53,7 @@ from tinyprune import training
 from tinyprune.keras_facts import main_kernel
 from tinyprune.budget import candidates, joint
 from tinyprune.budget.allocation import Allocation, Limits, allocate, smallest
-from tinyprune.budget.limits import ALLOCATIONS, Budget, check_job
+from tinyprune.budget.limits import ALLOCATIONS, IMPORTANCES, Budget, check_job
 from tinyprune.budget.original import OriginalFacts
 from tinyprune.load.data import Dataset
 from tinyprune.load.keras3 import KERAS3_FILE, as_tf_keras, save_keras3, wants_keras3
@@ -71,7 +71,6 @@ TIGHTEN_SLACK = 0.995  # aim a little below a missed limit on the next round
 EARLY_STOPPING = 3  # epochs without a better validation loss before fine-tuning stops
 COMPRESS_BITS = 4  # LUT index bits with --allow-compress (16 values per channel)
 AUTO_CANDIDATES = ("l1", "bn", "taylor")  # importance="auto" measures these (bn only with BatchNorm)
-IMPORTANCES = ("auto", "l1", "l2", "bn", "taylor", "random")
 _ALPHA = {"sensitivity": 1.0, "uniform": 0.0}
 
 

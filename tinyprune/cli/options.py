@@ -10,6 +10,7 @@ from typing import Callable
 
 import click
 
+from tinyprune.prune import CRITERIA
 from tinyprune.training.limits import MAX_BATCH_SIZE, MAX_EPOCHS
 
 
@@ -41,7 +42,7 @@ def common(default_epochs: int = 2) -> Callable:
 def channel_selection() -> Callable:
     """Options of structured removal that the budget search shares: criterion, rounding, ignored layers."""
     return _stack(
-        click.option("--importance", type=click.Choice(["l1", "l2", "bn", "taylor", "random"]), default="l1",
+        click.option("--importance", type=click.Choice(CRITERIA), default="l1",
                      show_default=True, help="Channel importance criterion."),
         click.option("--round-to", type=click.IntRange(1, 4096), default=1, show_default=True,
                      help="Keep channel counts multiples of N."),

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import click
 
-from tinyprune.budget.limits import ALLOCATIONS
+from tinyprune.budget.limits import ALLOCATIONS, IMPORTANCES
 from tinyprune.cli import options
 from tinyprune.training.limits import DEFAULT_MIXUP, DEFAULT_TEMPERATURE, DEFAULT_WEIGHT
 
@@ -37,7 +37,7 @@ def model_name(path: str) -> str:
 @click.option("--allow-compress", is_flag=True,
               help="Allow TFLM-decoded compression (PRUNE, LUT) per layer where it costs less accuracy than removal.")
 @options.lut_bits()
-@click.option("--importance", type=click.Choice(["auto", "l1", "l2", "bn", "taylor", "random"]), default="auto",
+@click.option("--importance", type=click.Choice(IMPORTANCES), default="auto",
               show_default=True, help="Channel importance (auto: the best of l1, bn, taylor on validation).")
 @click.option("--allocation", type=click.Choice(ALLOCATIONS), default="auto", show_default=True,
               help="Channel counts: sensitivity (greedy), uniform (one ratio), auto (both and a blend, "

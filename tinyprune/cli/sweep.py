@@ -16,6 +16,7 @@ import sys
 import click
 
 from tinyprune.budget.limits import ALLOCATIONS
+from tinyprune.prune import CRITERIA
 
 
 def _list(value: str | None) -> list[str]:
@@ -44,7 +45,7 @@ def _seeds(ctx, param, value: str | None) -> list[int] | None:
 @click.option("--seeds", default=None, callback=_seeds, help="Comma-separated seeds, one point each  [default: 0]")
 @click.option("--epochs", type=int, default=5, show_default=True, help="Fine-tuning epochs per point.")
 @click.option("--batch-size", type=int, default=32, show_default=True)
-@click.option("--importance", type=click.Choice(["l1", "l2", "bn", "taylor", "random"]), default="l1",
+@click.option("--importance", type=click.Choice(CRITERIA), default="l1",
               show_default=True)
 @click.option("--allocation", type=click.Choice(ALLOCATIONS), default="sensitivity", show_default=True,
               help="Channel counts per point (auto: three shapes, each scored after a short fine-tune; "

@@ -8,4 +8,10 @@
 
 Each method takes a model and returns a result dataclass; none of them quantizes, measures
 or writes files (the pipeline does).
+
+`CRITERIA` names the built-in channel importance criteria of `structured/importance.py` (its
+registry `IMPORTANCES` has these and any registered later); it is here, without TensorFlow, for
+the CLI's choices.
 """
+
+CRITERIA = ("l1", "l2", "bn", "taylor", "random")

@@ -17,9 +17,10 @@ Function matching (`DistillConfig.mixup`; 0 = off, the budget search's default i
 training set is extended by `mixup` x n mixed inputs lam * x_a + (1 - lam) * x_b (random pairs,
 lam ~ U(0, 1)) labelled by the teacher alone (Beyer et al. 2022, "Knowledge distillation: a good
 teacher is patient and consistent": the student learns the teacher's function between the
-training points, which is what a few hundred images cannot show it). At most MAX_MIXED_ROWS
-mixed rows; floating-point inputs only (token ids do not mix). Validation stays on the clean,
-labelled data.
+training points, which is what a few hundred images cannot show it). The mixed rows together
+weigh as much as the training rows (sample weight n / mixed rows each), so the real data keep
+half the loss however many mixes there are. At most MAX_MIXED_ROWS mixed rows; floating-point
+inputs only (token ids do not mix). Validation stays on the clean, labelled data.
 
 A model that ends in a softmax is trained and queried through its logits (`logits_head`: the
 softmax is split off for the duration, the weights are the model's own): taking the log of
@@ -216,10 +217,13 @@ def distill(student, teacher, ds: Dataset, epochs: int, batch_size: int = 32, *,
         t_train, t_val, t_mix = _log_space(t_train, soft), _log_space(t_val, soft), _log_space(t_mix, soft)
     y_train = _pack(t_train, ds.y_train if has_labels else None, classification)
     y_val = _pack(t_val, ds.y_val if has_labels else None, classification)
-    x_train = ds.x_train
+    x_train, weights = ds.x_train, None
     if len(x_mix):
         y_mix = _pack(t_mix, None, classification)  # as wide as y_train: a label slot of zeros, flag 0
         x_train, y_train = np.concatenate([x_train, x_mix]), np.concatenate([y_train, y_mix])
+        # the mixes weigh as much as the training rows together, however many there are
+        weights = np.concatenate([np.ones(len(ds.x_train), np.float32),
+                                  np.full(len(x_mix), len(ds.x_train) / len(x_mix), np.float32)])
     with logits_head(student) as (s_model, s_logits):
         loss = _DistillLoss(n_out, classification, ends_in_softmax(student) and not s_logits, config.temperature,
                             weight)
@@ -229,8 +233,8 @@ def distill(student, teacher, ds: Dataset, epochs: int, batch_size: int = 32, *,
         cbs = [*callbacks, RichProgress(description, epochs, quiet)]
         if early_stopping > 0:
             cbs.append(keras.callbacks.EarlyStopping("val_loss", patience=early_stopping, restore_best_weights=True))
-        hist = s_model.fit(x_train, y_train, validation_data=(ds.x_val, y_val), epochs=epochs,
-                           batch_size=batch_size, callbacks=cbs, verbose=0, shuffle=True)
+        hist = s_model.fit(x_train, y_train, sample_weight=weights, validation_data=(ds.x_val, y_val),
+                           epochs=epochs, batch_size=batch_size, callbacks=cbs, verbose=0, shuffle=True)
     history = {k: [float(v) for v in vals] for k, vals in hist.history.items()}
     return DistillResult(len(history.get("loss", [])), config.temperature, weight, has_labels, history,
                          len(x_mix))
