@@ -127,6 +127,8 @@ def test_unlabelled_budget_run_learns_from_the_teacher_and_says_so(digits, tmp_p
     assert r.accuracy["tflm_accuracy"] >= 0.8  # agreement with the unpruned model on the validation images
     md = (tmp_path / "out" / "report.md").read_text()
     assert "labels: none: teacher only" in md and "agreement with the original model" in md
+    assert f"{training.DEFAULT_MIXUP} teacher-labelled mixes per training input" in md
+    assert r.steps[-1]["fine_tune"]["mixed_rows"] == training.DEFAULT_MIXUP * len(digits.x_train)
 
 
 # ---------------------------------------------------------------- seeds and iterative steps

@@ -828,7 +828,8 @@ def render_choices(r: BudgetResult) -> list[str]:
                          f"continued {cont['continued_loss']:.4f})"))
     ft = c.get("fine_tune")
     if ft:
-        kd = f"distillation from the unpruned model (T={ft.get('temperature')}, teacher weight {ft.get('teacher_weight')})"
+        kd = f"distillation from the unpruned model (T={ft.get('temperature')}, teacher weight {ft.get('teacher_weight')}"
+        kd += (f", {ft['mixup']} teacher-labelled mixes per training input)" if ft.get("mixup") else ")")
         if ft["mode"] == "auto":
             last = r.steps[-1]["fine_tune"] if r.steps else {}
             v = last.get("validation", {})
