@@ -395,7 +395,7 @@ def report(work: Path) -> None:
     stages = [r for r in rows if r.get("stages")]
     if stages:
         print("\n### share of wall time per stage (budget searches, mean over runs)\n")
-        for method in ("old", "new", "distil always", "new x3", "distil always x3"):
+        for method in (m for m in METHODS if m in SEARCHES or m in REPORT_ONLY):
             rs = [r for r in stages if r["method"] == method and r["setting"] == "small"]
             if not rs:
                 continue
