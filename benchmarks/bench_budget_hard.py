@@ -342,7 +342,8 @@ def verdicts(sub: list[dict], setting: str) -> None:
                 continue
             spread = max(np.std(new, ddof=1) if len(new) > 1 else 0.0, np.std(b, ddof=1) if len(b) > 1 else 0.0)
             margin = np.mean(new) - np.mean(b)
-            lines.append(f"- {setting} {frac:.2%}: {name} - {base} = {margin:+.2f} points (larger seed sd {spread:.2f}): "
+            lines.append(f"- {setting} {frac:.2%}: {name} - {base} = {margin:+.2f} points "
+                         f"(larger seed sd {spread:.2f}): "
                          + ("above by more than the spread" if margin > spread else "NOT above by more than the spread"))
     if lines:
         print("\n" + "\n".join(lines))

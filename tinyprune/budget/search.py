@@ -455,7 +455,8 @@ def _search(model, ds: Dataset, out_dir: Path, asked: Budget, *, epochs, batch_s
         choices["importance"] = {"chosen": importance, "rule": "given"}
     choices["fine_tune"] = ({"mode": "auto" if distill == "auto" and labels else "distill",
                              "temperature": config.temperature, "teacher_weight": config.weight if labels else 1.0,
-                             "mixup": config.mixup, "labels": labels} if config is not None else {"mode": "labels", "labels": labels})
+                             "mixup": config.mixup, "labels": labels} if config is not None
+                            else {"mode": "labels", "labels": labels})
     choices["iterative"] = {"steps": iterative_steps, "step_epochs": step_epochs if iterative_steps > 1 else None,
                             "final_epochs": epochs}
 
@@ -828,8 +829,9 @@ def render_choices(r: BudgetResult) -> list[str]:
                          f"continued {cont['continued_loss']:.4f})"))
     ft = c.get("fine_tune")
     if ft:
-        kd = f"distillation from the unpruned model (T={ft.get('temperature')}, teacher weight {ft.get('teacher_weight')}"
-        kd += (f", {ft['mixup']} teacher-labelled mixes per training input)" if ft.get("mixup") else ")")
+        mixes = f", {ft['mixup']} teacher-labelled mixes per training input" if ft.get("mixup") else ""
+        kd = (f"distillation from the unpruned model (T={ft.get('temperature')}, teacher weight "
+              f"{ft.get('teacher_weight')}{mixes})")
         if ft["mode"] == "auto":
             last = r.steps[-1]["fine_tune"] if r.steps else {}
             v = last.get("validation", {})
