@@ -34,6 +34,7 @@ def check_training_args(epochs: Any, batch_size: Any, min_epochs: int = 0, what:
 DEFAULT_TEMPERATURE = 4.0
 DEFAULT_WEIGHT = 0.7
 # Function matching (training/distillation.py): teacher-labelled mixed inputs per training row.
-# 4: on 600 MNIST images it added +0.25 / +0.31 points at 12.5% / 6.25% of the flash (seed 0,
-# docs/benchmarks.md, "Fourth run"), at the cost of 5x the rows per distillation epoch.
+# 4: on 600 MNIST images the budget search gained +0.31 / +0.15 points at 12.5% / 6.25% of the
+# flash and lost 0.03 at 25% (3 seeds, docs/benchmarks.md, "Fourth run"), for 5x the rows per
+# distillation epoch.
 DEFAULT_MIXUP = 4
