@@ -201,9 +201,9 @@ def run_search(model, ds, out: Path, frac: float, seed: int, epochs: int, method
 
     kw = {"old": dict(distill=False, iterative_steps=1, importance="l1", allocation="sensitivity"),
           "new": dict(iterative_steps=1, mixup=0), "new + function matching": dict(iterative_steps=1, mixup=4),
-          "distil always": dict(iterative_steps=1, distill=True),
-          "new x3": dict(iterative_steps=3),
-          "distil always x3": dict(iterative_steps=3, distill=True)}[method]
+          "distil always": dict(iterative_steps=1, distill=True, mixup=0),
+          "new x3": dict(iterative_steps=3, mixup=0),
+          "distil always x3": dict(iterative_steps=3, distill=True, mixup=0)}[method]
     r = prune_for_budget(model, ds, out, flash_budget=f"{frac * 100:g}%", epochs=epochs, batch_size=BATCH, seed=seed,
                          quiet=True, console=Console(stderr=True, quiet=True), force=True, **kw)
     tfl = (out / "model_int8.tflite").read_bytes()

@@ -39,7 +39,7 @@ def test_a_batch_split_over_children_gives_the_outputs_of_one_child(demo_int8, d
     assert gc.get_freeze_count() == 0
 
 
-def test_small_batches_are_not_split_and_the_env_sets_the_default(demo_int8, digits, monkeypatch):
+def test_the_env_sets_the_default_processes_and_a_bad_value_is_refused(demo_int8, digits, monkeypatch):
     data = demo_int8.read_bytes()
     x = digits.x_val[:10]
     monkeypatch.setenv(tflm.PROCESSES_ENV, "4")

@@ -43,7 +43,6 @@ from firmware_export.errors import OutputExistsError
 from firmware_export.files import check_writable, staged_dir, write_bytes, write_text
 from tinyprune.budget.limits import parse_size
 from tinyprune.budget.sweep_backends import Backend, SerialBackend, run_jobs
-from tinyprune.budget.original import OriginalFacts
 from tinyprune.budget.sweep_point import PointOutcome, PointSpec, SharedSensitivity, SweepInputs, sha256
 from tinyprune.errors import BudgetError, ConfigError
 from tinyprune.load.data import Dataset
@@ -277,14 +276,6 @@ def shared_sensitivity(model, ds: Dataset, importance: str, round_to: int, quiet
     return SharedSensitivity(path.name, text, round(time.perf_counter() - t, 2))
 
 
-def shared_original(model, ds: Dataset) -> OriginalFacts:
-    """The original's int8 conversion and TFLM accuracy, as every point's prune_for_budget
-    would compute them (search.original_facts at its default calibration)."""
-    from tinyprune.budget.search import original_facts
-
-    return original_facts(model, ds)
-
-
 def _plan_key(model, ds: Dataset, options: dict, boards_file: str | None) -> str:
     """What a resumed sweep must share with the one that wrote the folder (the grid may grow)."""
     h = hashlib.sha256()
@@ -447,7 +438,9 @@ def _run(model, ds: Dataset, budgets: list[str], out_dir: Path, board_names: lis
             sens = shared_sensitivity(shipped, ds, importance, round_to, quiet=True)
         result.sensitivity = {"shared": True, "cache_entry": sens.filename, "seconds": sens.seconds}
         with console.status("converting and scoring the original model once for every point"):
-            orig = shared_original(shipped, ds)
+            from tinyprune.budget.search import original_facts
+
+            orig = original_facts(shipped, ds)  # at prune_for_budget's default calibration, as the points use
         result.original = {"shared": True, "computed_in": "driver", "computations": 1, "host": socket.gethostname(),
                            "pid": os.getpid(), "int8_bytes": len(orig.tflite), "tflite_sha256": sha256(orig.tflite),
                            "tflm_accuracy": orig.tflm_accuracy, "calibration": orig.calibration,

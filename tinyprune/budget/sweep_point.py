@@ -115,8 +115,8 @@ def configure_threads(threads: int | None) -> int:
     Returns the intra-op thread count in force."""
     if threads is not None:
         os.environ[tflm.PROCESSES_ENV] = str(int(threads))  # read at each run: always in force
-    if threads is not None and "tinyprune.tfsetup" not in sys.modules:
-        os.environ[THREADS_ENV] = str(int(threads))
+        if "tinyprune.tfsetup" not in sys.modules:
+            os.environ[THREADS_ENV] = str(int(threads))
     from tinyprune.tfsetup import tf
 
     n = tf.config.threading.get_intra_op_parallelism_threads()

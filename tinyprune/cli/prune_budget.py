@@ -16,7 +16,7 @@ import click
 
 from tinyprune.budget.limits import ALLOCATIONS, IMPORTANCES
 from tinyprune.cli import options
-from tinyprune.training.limits import DEFAULT_MIXUP, DEFAULT_TEMPERATURE, DEFAULT_WEIGHT
+from tinyprune.training.limits import DEFAULT_MIXUP, DEFAULT_TEMPERATURE, DEFAULT_WEIGHT, MAX_MIXUP
 
 
 def model_name(path: str) -> str:
@@ -53,7 +53,7 @@ def model_name(path: str) -> str:
               show_default=True, help="Distillation temperature.")
 @click.option("--distill-weight", type=click.FloatRange(0, 1), default=DEFAULT_WEIGHT, show_default=True,
               help="The teacher's share of the loss (the labels' is 1 - it).")
-@click.option("--mixup", type=click.IntRange(0, 64), default=DEFAULT_MIXUP, show_default=True,
+@click.option("--mixup", type=click.IntRange(0, MAX_MIXUP), default=DEFAULT_MIXUP, show_default=True,
               help="Distil also on N teacher-labelled mixes of two training inputs per input (function matching).")
 @click.option("--iterative-steps", type=click.IntRange(1, 20), default=1, show_default=True,
               help="Prune toward the budget in N steps, fine-tuning and re-measuring between them.")

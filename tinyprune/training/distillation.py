@@ -43,7 +43,7 @@ from tinyprune.keras_facts import unwrap
 from tinyprune.load.data import Dataset
 from tinyprune.tfsetup import keras, tf
 from tinyprune.training.finetune import DEFAULT_LR, RichProgress, ends_in_softmax, predict
-from tinyprune.training.limits import DEFAULT_TEMPERATURE, DEFAULT_WEIGHT  # noqa: F401  (re-exported)
+from tinyprune.training.limits import DEFAULT_TEMPERATURE, DEFAULT_WEIGHT, MAX_MIXUP  # noqa: F401  (re-exported)
 
 _EPS = 1e-7
 # Mixed rows at most: function matching matters where data is scarce; a full training set
@@ -64,8 +64,8 @@ class DistillConfig:
             raise ConfigError(f"--temperature must be > 0, got {self.temperature}")
         if not 0.0 <= self.weight <= 1.0:
             raise ConfigError(f"--distill-weight must be in [0, 1], got {self.weight}")
-        if isinstance(self.mixup, bool) or not isinstance(self.mixup, int) or not 0 <= self.mixup <= 64:
-            raise ConfigError(f"mixup must be a whole number of mixed rows per training row in [0, 64], "
+        if isinstance(self.mixup, bool) or not isinstance(self.mixup, int) or not 0 <= self.mixup <= MAX_MIXUP:
+            raise ConfigError(f"mixup must be a whole number of mixed rows per training row in [0, {MAX_MIXUP}], "
                               f"got {self.mixup!r}")
 
 

@@ -38,3 +38,4 @@ DEFAULT_WEIGHT = 0.7
 # flash and lost 0.03 at 25% (3 seeds, docs/benchmarks.md, "Fourth run"), for 5x the rows per
 # distillation epoch.
 DEFAULT_MIXUP = 4
+MAX_MIXUP = 64  # mixes per training row at most (--mixup); MAX_MIXED_ROWS caps the total anyway
