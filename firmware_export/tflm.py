@@ -156,6 +156,17 @@ def _runtime():
     return runtime
 
 
+def warm_up() -> None:
+    """Import the TFLM runtime now (~0.2 s) rather than at the first run: a process that will
+    fork TFLM children imports it once, so that each child starts warm."""
+    _runtime()
+
+
+def available_cpus() -> int:
+    """The CPUs this process may run on (its affinity mask where the OS has one)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
 def make_interpreter(data: bytes, arena_size: int | None = None):
     """A TFLM interpreter for `data`; raises TflmError (with TFLM's own reason) on failure."""
     runtime = _runtime()
@@ -458,7 +469,7 @@ def _kill(child: _Child) -> None:
 
 def _start(stage: str, fn, *args) -> _Child:
     """Fork a child that runs fn(*args) and writes its result (or its error) to a pipe."""
-    _runtime()  # import the extension once in the parent, so each child starts warm
+    warm_up()
     r, w = os.pipe()
     log = tempfile.TemporaryFile(mode="w+b")
     pid = _fork()
@@ -575,7 +586,7 @@ def default_processes() -> int:
         if not value.isdigit() or int(value) < 1:
             raise ConfigError(f"{PROCESSES_ENV}={value!r}: give a whole number of processes >= 1, or unset it")
         return int(value)
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return available_cpus()
 
 
 def run(data: bytes, x: np.ndarray, quantized_input: bool = False, processes: int | None = None) -> np.ndarray:

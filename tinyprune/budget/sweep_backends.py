@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import collections
 import multiprocessing
-import os
 import shutil
 import tempfile
 import time
@@ -38,6 +37,7 @@ from dataclasses import dataclass
 from multiprocessing.connection import wait as wait_for
 from typing import Callable, Protocol
 
+from firmware_export import tflm
 from tinyprune.budget.sweep_point import PointOutcome, PointSpec, SweepInputs, run_point, warm_up
 from tinyprune.errors import ConfigError, MissingExtraError
 
@@ -65,10 +65,6 @@ class Backend(Protocol):
     def close(self) -> None: ...
 
     def describe(self) -> dict: ...
-
-
-def available_cpus() -> int:
-    return len(os.sched_getaffinity(0))
 
 
 class SerialBackend:
@@ -135,7 +131,7 @@ class ProcessBackend:
         if workers < 1:
             raise ConfigError(f"--workers must be >= 1, got {workers}")
         self.capacity = workers
-        self.threads = max(1, available_cpus() // workers)
+        self.threads = max(1, tflm.available_cpus() // workers)
         self._ctx = multiprocessing.get_context("spawn")  # a forked TensorFlow is not safe
         self._workers: list[_Worker] = []
         self._inputs: SweepInputs | None = None
@@ -244,7 +240,7 @@ class RayBackend:
         if workers is not None and workers < 1:
             raise ConfigError(f"--workers must be >= 1, got {workers}")
         self.address = address
-        self.num_cpus = (workers or available_cpus()) if address == "local" else None
+        self.num_cpus = (workers or tflm.available_cpus()) if address == "local" else None
         self.cpus_per_point = cpus_per_point
         self.capacity = 1 << 30  # Ray queues every task and runs as many as the CPUs allow
         self._refs: dict = {}

@@ -120,7 +120,7 @@ def configure_threads(threads: int | None) -> int:
     from tinyprune.tfsetup import tf
 
     n = tf.config.threading.get_intra_op_parallelism_threads()
-    return n or len(os.sched_getaffinity(0))  # 0 = TensorFlow's default: one per CPU
+    return n or tflm.available_cpus()  # 0 = TensorFlow's default: one per CPU
 
 
 def warm_up(threads: int | None) -> int:
@@ -130,7 +130,7 @@ def warm_up(threads: int | None) -> int:
     configure_threads(threads)
     import tinyprune.budget.search  # noqa: F401 - imported for its side effect: the import is the warm-up
 
-    tflm._runtime()
+    tflm.warm_up()
     return os.getpid()
 
 
