@@ -17,10 +17,13 @@ Usage: .venv/bin/python benchmarks/bench_budget_hard.py [--work DIR] [--seeds 0,
      from the sensitivity allocation to one uniform ratio, each scored after a short
      fine-tune; fine-tuning by distillation from the unpruned model (through its logits) AND
      by labels only from the same start, the better validation score kept), one shot;
-   - new + function matching: the same, its distillation also on 4 teacher-labelled mixed
-     inputs per training image (`mixup=4`, training/distillation.py; the mixes together weigh
-     as much as the images); "unweighted" rows (report only) are its first version, where
-     every mix weighed as much as an image;
+   - new + averaging: today's defaults: the same, its distillation also on 4 teacher-labelled
+     mixed inputs per training image (`mixup=4`, training/distillation.py; function matching),
+     the allocation candidates ranked by validation loss, and the final model the average of the
+     winning probe's and its continued fine-tune's weights (training/averaging.py);
+   - new + function matching (report only: rows of the fourth session's code, before loss
+     ranking and averaging); its "unweighted" rows are its first version, where every mix
+     weighed as much as an image;
    - distil always: the same but always distillation (the first default, kept as a row);
    - new x3: the same in 3 iterative steps;
    - uniform L1: one ratio for every group, the smallest whose artifact meets the budget, L1
@@ -31,8 +34,8 @@ Usage: .venv/bin/python benchmarks/bench_budget_hard.py [--work DIR] [--seeds 0,
      (polynomial schedule during the fine-tune); where no sparsity can (PRUNE keeps a 1-bit
      mask per weight), the row says so with the smallest artifact it reaches.
 3. All 60,000 training images (1,000 of them held out for validation) at 12.5% and 6.25%
-   (1 seed, `--full-epochs`), new and uniform L1; the unlabelled run (600 images, y absent,
-   teacher only) at 12.5%.
+   (1 seed, `--full-epochs`), each of `--methods` that is a search or uniform L1; the
+   unlabelled run (600 images, y absent, teacher only) at 12.5%.
 
 Accuracy: int8 on the 10,000 MNIST test images. TFLM's reference kernels take ~27 ms per image for
 the dense model on this machine, too slow for ~60 artifacts, so the 10,000-image accuracy is
@@ -63,12 +66,14 @@ if not (SHARED / "mnist").is_dir():
 BUDGETS = (0.25, 0.125, 0.0625)
 SMALL_TRAIN, SMALL_VAL = 600, 400
 BATCH = 32
-METHODS = ("old", "new", "new + function matching", "new + function matching, unweighted", "distil always",
+METHODS = ("old", "new", "new + function matching", "new + function matching, unweighted", "new + averaging",
+           "distil always",
            "new x3", "distil always x3", "uniform L1", "uniform L1 2x epochs", "magnitude+PRUNE")
 # rows of earlier code, kept in rows.jsonl and in the tables, that this script no longer runs
-REPORT_ONLY = ("new + function matching, unweighted",)
-SEARCHES = ("old", "new", "new + function matching", "distil always", "new x3", "distil always x3")
-DEFAULT_METHODS = ("old", "new", "new + function matching", "uniform L1", "magnitude+PRUNE")
+REPORT_ONLY = ("new + function matching, unweighted", "new + function matching")
+SEARCHES = ("old", "new", "new + averaging", "distil always", "new x3", "distil always x3")
+DEFAULT_METHODS = ("old", "new", "new + averaging", "uniform L1", "magnitude+PRUNE")
+LATEST = "new + averaging"  # the search's defaults; the verdicts compare it with every other row
 
 
 def load_mnist():
@@ -200,7 +205,7 @@ def run_search(model, ds, out: Path, frac: float, seed: int, epochs: int, method
     from tinyprune.budget.search import prune_for_budget
 
     kw = {"old": dict(distill=False, iterative_steps=1, importance="l1", allocation="sensitivity"),
-          "new": dict(iterative_steps=1, mixup=0), "new + function matching": dict(iterative_steps=1, mixup=4),
+          "new": dict(iterative_steps=1, mixup=0), "new + averaging": dict(iterative_steps=1, mixup=4),
           "distil always": dict(iterative_steps=1, distill=True, mixup=0),
           "new x3": dict(iterative_steps=3, mixup=0),
           "distil always x3": dict(iterative_steps=3, distill=True, mixup=0)}[method]
@@ -302,12 +307,11 @@ def main() -> None:
                 one("small", small, frac, method, seed, args.epochs)
     if not args.skip_unlabelled:
         unl = Dataset("mnist-600-unlabelled", small.x_train, None, small.x_val, None)
-        one("unlabelled", unl, 0.125, "new + function matching" if "new + function matching" in methods else "new",
-            seeds[0], args.epochs)
+        one("unlabelled", unl, 0.125, LATEST if LATEST in methods else "new", seeds[0], args.epochs)
     if not args.skip_full:
         for frac in (0.125, 0.0625):
-            for method in ("new", "new + function matching", "uniform L1", "old", "uniform L1 2x epochs"):
-                if method in methods or method not in ("uniform L1 2x epochs", "new + function matching"):
+            for method in ("new", LATEST, "uniform L1", "old", "uniform L1 2x epochs"):
+                if method in methods:
                     one("full", full, frac, method, seeds[0], args.full_epochs)
     report(work)
 
@@ -328,13 +332,13 @@ def verdicts(sub: list[dict], setting: str) -> None:
     for frac in sorted({r["budget"] for r in sub}, reverse=True):
         def accs(method):
             return [r["test"]["acc"] * 100 for r in sub if r["budget"] == frac and r["method"] == method and r["test"]]
-        name = next((m for m in ("new + function matching", "new + function matching, unweighted", "new")
+        name = next((m for m in (LATEST, "new + function matching", "new + function matching, unweighted", "new")
                      if accs(m)), None)  # the search's defaults (the latest version measured)
         new = accs(name)
         if not new:
             continue
-        for base in ("old", "new", "new + function matching, unweighted", "uniform L1", "uniform L1 2x epochs",
-                     "magnitude+PRUNE"):
+        for base in ("old", "new", "new + function matching", "new + function matching, unweighted", "uniform L1",
+                     "uniform L1 2x epochs", "magnitude+PRUNE"):
             if base == name:
                 continue
             b = accs(base)

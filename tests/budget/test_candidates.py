@@ -1,6 +1,6 @@
 """Allocation candidates (budget/candidates.py) and distillation through logits: shapes between
 the greedy sensitivity allocation and one uniform ratio, each meeting the limits, and the
-search keeping the one that scores best after a short fine-tune."""
+search keeping the one with the lowest validation loss after a short fine-tune."""
 
 from __future__ import annotations
 
@@ -53,7 +53,7 @@ def test_shapes_meet_the_limits_from_greedy_to_uniform(planned):
     assert limits.deficits(predictor.predict(wider))
 
 
-def test_choose_keeps_the_best_score_and_ties_go_to_the_sensitivity_shape(planned):
+def test_choose_keeps_the_lowest_loss_and_ties_go_to_the_sensitivity_shape(planned):
     from tinyprune.budget.candidates import choose
 
     model, graph, predictor, sens, limits = planned
@@ -63,11 +63,16 @@ def test_choose_keeps_the_best_score_and_ties_go_to_the_sensitivity_shape(planne
         pruned.append((dict(keep), importance))
         return keep
 
-    # a score that prefers wide first groups: whatever wins, it is the argmax of the scores
-    best, scored = choose(graph, predictor, {"l1": sens}, limits, 1, prune,
-                          lambda keep: float(next(iter(keep.values()))))
+    # a loss that prefers wide first groups, and a score that prefers the opposite: the loss ranks
+    def probe(keep):
+        first = float(next(iter(keep.values())))
+        return -first, -first  # (score, loss)
+
+    best, scored = choose(graph, predictor, {"l1": sens}, limits, 1, prune, probe)
     assert len(scored) == len({tuple(c.allocation.keep.values()) for c in scored})  # each shape once
-    assert best.score == max(c.score for c in scored)
+    assert len({c.loss for c in scored}) > 1  # the shapes differ in the first group: the rule decides
+    assert best.loss == min(c.loss for c in scored)
+    assert best.score == min(c.score for c in scored) != max(c.score for c in scored)  # not the best score
     assert {c.name for c in scored} <= {"l1 sensitivity", "l1 blend 0.5", "l1 uniform"}
     assert pruned[0] == (scored[0].allocation.keep, "l1")
     # the winner keeps what its probe trained (here the keep dict `prune` returned); the others drop theirs
@@ -75,7 +80,7 @@ def test_choose_keeps_the_best_score_and_ties_go_to_the_sensitivity_shape(planne
     assert all(c.model is None for c in scored if c.model is not best.model)
     # crossed with a second importance (the same measurement under another name): ties go to the first
     # importance, then to the sensitivity shape
-    tie, both = choose(graph, predictor, {"l1": sens, "bn": sens}, limits, 1, prune, lambda keep: 0.5)
+    tie, both = choose(graph, predictor, {"l1": sens, "bn": sens}, limits, 1, prune, lambda keep: (0.5, 0.1))
     assert tie.name == "l1 sensitivity" and tie.alpha == 1.0
     assert {c.importance for c in both} == {"l1", "bn"}
 
@@ -94,17 +99,31 @@ def test_budget_search_scores_the_shapes_and_builds_the_winner(digits, tmp_path)
     assert {c["shape"] for c in cands.values()} >= {"sensitivity", "uniform"}
     assert {c["importance"] for c in cands.values()} >= {"l1", "taylor"}
     order = ["l1", "bn", "taylor"]
-    best = max(cands.values(), key=lambda c: (c["score_after_probe"], -order.index(c["importance"]), c["alpha"]))
+    best = min(cands.values(), key=lambda c: (c["loss_after_probe"], order.index(c["importance"]), -c["alpha"]))
     assert (shape["importance"], shape["alpha"], shape["chosen"]) == (best["importance"], best["alpha"], best["shape"])
     assert r.choices["importance"]["chosen"] == best["importance"]
     assert r.rounds[0]["keep"] == best["keep"]  # the first round builds the winning shape
     assert len(r.rounds) == 1  # and it fits: so the final fine-tune continues the winner's probe
     assert shape["final_start"] == "the winning candidate's probe: its fine-tune is continued"
+    # the final model averages the probe's and the continued run's weights unless that loses to both ends
+    cont = r.steps[-1]["fine_tune"]["continued_from_probe"]
+    ends = {"probe": cont["probe_loss"], "continued": cont["continued_loss"]}
+    expected = "average" if cont["averaged_loss"] <= max(ends.values()) else min(ends, key=ends.get)
+    assert cont["kept"] == expected
+    from tinyprune import training
+
+    saved = load_model(tmp_path / "out" / "model.h5")
+    training.compile_for(saved, digits)
+    kept_loss = cont["averaged_loss"] if expected == "average" else ends[expected]
+    assert training.validation_loss(saved, digits) == pytest.approx(kept_loss, abs=1e-5)
+    assert len({cont["probe_loss"], cont["continued_loss"], cont["averaged_loss"]}) == 3  # three models measured
     assert r.final["int8_bytes"] <= r.targets["flash_bytes"]
     assert "allocation candidates" in r.seconds  # timed apart from the removal (the stage shares add up)
     # (9 fine-tuned candidates against one removal and its measurement: the removal alone is smaller)
     assert r.seconds["allocate + remove"] < r.seconds["allocation candidates"]
-    assert "- allocation: " + shape["chosen"] in (tmp_path / "out" / "report.md").read_text()
+    md = (tmp_path / "out" / "report.md").read_text()
+    assert "- allocation: " + shape["chosen"] in md
+    assert f"kept the {cont['kept']} model" in md and "their weights averaged" in md
     given = prune_for_budget(load_model(DEMO_MODEL), digits, tmp_path / "l1", flash_budget="25%", epochs=1,
                              importance="l1", distill=False, quiet=True, seed=0)
     assert {c["importance"] for c in given.choices["allocation"]["candidates"].values()} == {"l1"}
@@ -221,3 +240,24 @@ def test_validation_loss_is_the_loss_keras_trains_and_early_stopping_watches(dig
         keras_loss = m.evaluate(digits.x_val, digits.y_val, verbose=0)[0]
         assert training.validation_loss(m, digits) == pytest.approx(keras_loss, rel=1e-4)
     assert training.validation_loss(model, digits) < training.validation_loss(logits, digits)  # trained vs not
+
+
+# ---------------------------------------------------------------- weight averaging
+
+def test_average_weights_is_the_mean_in_each_dtype_and_refuses_mismatches():
+    from tinyprune.errors import ConfigError
+    from tinyprune.training import average_weights
+
+    a = [np.array([1.0, 3.0], np.float32), np.array([[2.0]], np.float16)]
+    b = [np.array([3.0, -1.0], np.float32), np.array([[4.0]], np.float16)]
+    out = average_weights(a, b)
+    assert [o.dtype for o in out] == [np.float32, np.float16]
+    assert np.array_equal(out[0], [2.0, 1.0]) and np.array_equal(out[1], [[3.0]])
+    big = np.float32(3e38)  # the mean of two large values does not overflow through their sum
+    assert average_weights([np.array([big])], [np.array([big])])[0][0] == big
+    with pytest.raises(ConfigError, match="different models"):
+        average_weights(a, b[:1])
+    with pytest.raises(ConfigError, match="weight 0"):
+        average_weights([np.zeros(2, np.float32)], [np.zeros(3, np.float32)])
+    with pytest.raises(ConfigError, match="not a floating-point type"):
+        average_weights([np.zeros(2, np.int64)], [np.zeros(2, np.int64)])

@@ -1,5 +1,5 @@
 """Fine-tuning: compile, train and evaluate a tf_keras model on a `Dataset`; distil from a
-teacher; seed a run.
+teacher; average two fine-tunes' weights; seed a run.
 
 Every pruning method that trains (magnitude schedules, structured fine-tuning, lottery
 tickets, the budget search) goes through here. This package trains; it does not prune,
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import importlib
 
+from tinyprune.training.averaging import average_weights
 from tinyprune.training.limits import (DEFAULT_MIXUP, DEFAULT_TEMPERATURE, DEFAULT_WEIGHT, MAX_BATCH_SIZE, MAX_EPOCHS,
                                       check_training_args)
 
@@ -23,7 +24,7 @@ _LAZY = {**{n: "finetune" for n in ("DEFAULT_LR", "RichProgress", "TrainResult",
                                     "evaluate", "predict", "score", "train", "validation_loss")},
          **{n: "distillation" for n in ("DistillConfig", "DistillResult", "distill")},
          **{n: "seed" for n in ("SeedReport", "reproducible")}}
-__all__ = [*_LAZY, "DEFAULT_MIXUP", "DEFAULT_TEMPERATURE", "DEFAULT_WEIGHT", "MAX_BATCH_SIZE", "MAX_EPOCHS",
+__all__ = [*_LAZY, "average_weights", "DEFAULT_MIXUP", "DEFAULT_TEMPERATURE", "DEFAULT_WEIGHT", "MAX_BATCH_SIZE", "MAX_EPOCHS",
            "check_training_args"]
 
 
