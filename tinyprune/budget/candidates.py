@@ -19,8 +19,9 @@ validation *loss* wins (ties: the earlier importance, then the larger alpha, i.e
 sensitivity allocation), and its fine-tuned model is returned with it: the search's final
 fine-tune continues from it. The score (accuracy) is recorded beside the loss but does not
 rank: on 400 validation images it moves in steps of 0.25 points, and measured on the MNIST
-CNN at 25% flash its rank correlation with test accuracy over the 9 candidates was -0.37 to
-+0.23 (3 seeds) against +0.60 to +0.75 for the loss (docs/benchmarks.md). A score before
+CNN at 25% flash its rank correlation with the probes' test accuracy over the 9 candidates was
+-0.26 to +0.36 (3 seeds) against +0.60 to +0.77 for the loss (docs/benchmarks.md, "Fifth run";
+benchmarks/explore_candidates.py). A score before
 fine-tuning does not rank them either: measured on MNIST with 600 images, Taylor importance
 scored best before fine-tuning and worst after it.
 
