@@ -105,17 +105,16 @@ def test_budget_search_scores_the_shapes_and_builds_the_winner(digits, tmp_path)
     assert r.rounds[0]["keep"] == best["keep"]  # the first round builds the winning shape
     assert len(r.rounds) == 1  # and it fits: so the final fine-tune continues the winner's probe
     assert shape["final_start"] == "the winning candidate's probe: its fine-tune is continued"
-    # the final model averages the probe's and the continued run's weights unless that loses to both ends
+    # the final model: the probe, the continued run or their weights' mean, the lowest validation loss
     cont = r.steps[-1]["fine_tune"]["continued_from_probe"]
-    ends = {"probe": cont["probe_loss"], "continued": cont["continued_loss"]}
-    expected = "average" if cont["averaged_loss"] <= max(ends.values()) else min(ends, key=ends.get)
+    losses = {"average": cont["averaged_loss"], "continued": cont["continued_loss"], "probe": cont["probe_loss"]}
+    expected = min(losses, key=losses.get)
     assert cont["kept"] == expected
     from tinyprune import training
 
     saved = load_model(tmp_path / "out" / "model.h5")
     training.compile_for(saved, digits)
-    kept_loss = cont["averaged_loss"] if expected == "average" else ends[expected]
-    assert training.validation_loss(saved, digits) == pytest.approx(kept_loss, abs=1e-5)
+    assert training.validation_loss(saved, digits) == pytest.approx(losses[expected], abs=1e-5)
     assert len({cont["probe_loss"], cont["continued_loss"], cont["averaged_loss"]}) == 3  # three models measured
     assert r.final["int8_bytes"] <= r.targets["flash_bytes"]
     assert "allocation candidates" in r.seconds  # timed apart from the removal (the stage shares add up)
