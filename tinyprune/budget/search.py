@@ -17,11 +17,10 @@ accuracy as possible, and prove it on the exported artifact.
        (`step_epochs`; the last step `epochs`). In the last step, `allocation="auto"` first
        scores allocation shapes between the sensitivity allocation and one uniform ratio, each
        after a short fine-tune (candidates.py), and keeps the one with the lowest validation
-       loss, whose final fine-tune
-       continues from its probe's weights; the final model is the probe, the continued run or
-       the mean of their weights (training/averaging.py), whichever has the lowest validation
-       loss. The last step converts and
-       measures the real artifact and tightens the predicted limits by any miss (bounded rounds);
+       loss, whose final fine-tune continues from its probe's weights; the final model is the
+       probe, the continued run or the mean of their weights (training/averaging.py),
+       whichever has the lowest validation loss. The last step converts and measures the real
+       artifact and tightens the predicted limits by any miss (bounded rounds);
     6. fine-tuning learns from the unpruned model (training.distill; labels mixed in when the
        data have them; unlabelled data train on the teacher alone); with labels and
        `distill="auto"` a labels-only fine-tune runs from the same start and the better
@@ -328,8 +327,7 @@ def prune_for_budget(model, ds: Dataset | None, out_dir: str | Path, *, flash_bu
     (default max(1, epochs // 2)). `allocation` shapes the channel counts of the last step:
     "sensitivity" (the greedy allocator), "uniform" (one ratio for every group) or "auto"
     (default: both and a blend, each measured after a short fine-tune; the lowest validation
-    loss is kept; with
-    compression moves the greedy joint allocator runs alone). `seed` fixes every source of
+    loss is kept; with compression moves the greedy joint allocator runs alone). `seed` fixes every source of
     randomness the job controls. `precomputed` (an `original_facts` result for this model,
     data and `calibration`; a sweep computes it once for all its points) skips the original's
     int8 conversion and its TFLM run on the validation data; the report is the same.
@@ -522,7 +520,7 @@ def _search(model, ds: Dataset, out_dir: Path, asked: Budget, *, epochs, batch_s
                                  config, distill, prefix + "fine-tuning", quiet,
                                  lambda m: [joint.mask_callback(m, chosen_moves, masks)] if chosen_moves else [])
         if last and continued:
-            done = _average_with_probe(tuned, best, ds_scored, done)
+            done = _choose_final_model(tuned, best, ds_scored, done)
         seconds[prefix + "fine-tune"] = round(time.perf_counter() - t, 2)
         row = {"step": step, "targets": {"flash_bytes": target.flash_bytes, "ram_bytes": target.ram_bytes,
                                          "latency_ms": target.latency_ms},
@@ -615,7 +613,7 @@ def _continue_probe(pruned, alloc: Allocation, best: candidates.Candidate) -> bo
     return True
 
 
-def _average_with_probe(tuned, best: candidates.Candidate, ds_scored: Dataset, done: dict) -> dict:
+def _choose_final_model(tuned, best: candidates.Candidate, ds_scored: Dataset, done: dict) -> dict:
     """The final model of a continued fine-tune: of the probe, the continued run and the mean of
     their weights (training/averaging.py: both come from the probe's start), the one with the
     lowest validation loss (the average on a tie), the rule that ranks the candidates. Measured
