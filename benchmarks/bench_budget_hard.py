@@ -83,6 +83,15 @@ def load_mnist():
     return x_tr, tr["y"].astype(np.int64), x_te, te["y"].astype(np.int64)
 
 
+def small_data(x_tr, y_tr):
+    """The fixed draw every small-data row uses: 600 training and 400 validation images (seed 0)."""
+    from tinyprune.load.data import Dataset
+
+    idx = np.random.default_rng(0).permutation(len(x_tr))[:SMALL_TRAIN + SMALL_VAL]
+    return Dataset("mnist-600", x_tr[idx[:SMALL_TRAIN]], y_tr[idx[:SMALL_TRAIN]], x_tr[idx[SMALL_TRAIN:]],
+                   y_tr[idx[SMALL_TRAIN:]])
+
+
 def test_accuracy(tflite: bytes, x_te, y_te, tflm_check: int, tflm_full: bool) -> dict:
     from firmware_export import tflm
     from tinyprune.quantize.parity import tflite_run
@@ -267,9 +276,7 @@ def main() -> None:
         record(work, {"setting": "dense", "budget": 1.0, "method": "dense", "seed": 0, "bytes": len(dense_tfl),
                       "limit": len(dense_tfl), "test": acc, "seconds": 0, "params": int(model.count_params())})
 
-    idx = np.random.default_rng(0).permutation(len(x_tr))[:SMALL_TRAIN + SMALL_VAL]
-    small = Dataset("mnist-600", x_tr[idx[:SMALL_TRAIN]], y_tr[idx[:SMALL_TRAIN]], x_tr[idx[SMALL_TRAIN:]],
-                    y_tr[idx[SMALL_TRAIN:]])
+    small = small_data(x_tr, y_tr)
     methods = [m for m in args.methods.split(",") if m in METHODS and m not in REPORT_ONLY]
     seeds = [int(s) for s in args.seeds.split(",")]
 

@@ -10,13 +10,11 @@ Results and the machine are in docs/benchmarks.md ("Fifth run"). Not a timed ben
 import json, sys, time
 from pathlib import Path
 
-import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT)); sys.path.insert(0, str(ROOT / "benchmarks"))
-from bench_budget_hard import load_mnist, SMALL_TRAIN, SMALL_VAL, BATCH
+from bench_budget_hard import BATCH, load_mnist, small_data
 from tinyprune import training
-from tinyprune.load.data import Dataset
 from tinyprune.load.model import load_model
 from tinyprune.budget import search
 from tinyprune.tfsetup import keras
@@ -24,8 +22,7 @@ from tinyprune.tfsetup import keras
 frac, seed = float(sys.argv[1]), int(sys.argv[2])
 out = Path(sys.argv[4]) / f"{frac}_{seed}"; out.mkdir(parents=True, exist_ok=True)
 x_tr, y_tr, x_te, y_te = load_mnist()
-idx = np.random.default_rng(0).permutation(len(x_tr))[:SMALL_TRAIN + SMALL_VAL]
-ds = Dataset("mnist-600", x_tr[idx[:SMALL_TRAIN]], y_tr[idx[:SMALL_TRAIN]], x_tr[idx[SMALL_TRAIN:]], y_tr[idx[SMALL_TRAIN:]])
+ds = small_data(x_tr, y_tr)
 model = load_model(sys.argv[3]); training.compile_for(model, ds)
 
 def test_acc(m):

@@ -18,17 +18,15 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT)); sys.path.insert(0, str(ROOT / "benchmarks"))
-from bench_budget_hard import load_mnist, SMALL_TRAIN, SMALL_VAL, BATCH
+from bench_budget_hard import BATCH, load_mnist, small_data
 from tinyprune import training
-from tinyprune.load.data import Dataset
 from tinyprune.load.model import load_model
 from tinyprune.prune.structured.pruner import prune_structured
 from tinyprune.tfsetup import keras
 
 keep = json.loads(sys.argv[1]); seeds = [int(s) for s in sys.argv[2].split(",")]
 x_tr, y_tr, x_te, y_te = load_mnist()
-idx = np.random.default_rng(0).permutation(len(x_tr))[:SMALL_TRAIN + SMALL_VAL]
-ds = Dataset("mnist-600", x_tr[idx[:SMALL_TRAIN]], y_tr[idx[:SMALL_TRAIN]], x_tr[idx[SMALL_TRAIN:]], y_tr[idx[SMALL_TRAIN:]])
+ds = small_data(x_tr, y_tr)
 teacher = load_model(sys.argv[3]); training.compile_for(teacher, ds)
 acc = lambda m: float((training.predict(m, x_te).argmax(1) == y_te).mean())
 

@@ -622,8 +622,8 @@ def _choose_final_model(tuned, best: candidates.Candidate, ds_scored: Dataset, d
     was lower, keeping the average lost accuracy (the full training set at 6.25%).
     `tuned` is changed in place; returns `done` with the three losses and the one kept."""
     probe_w, tuned_w = best.model.get_weights(), tuned.get_weights()
-    losses = {"probe": training.validation_loss(best.model, ds_scored),
-              "continued": training.validation_loss(tuned, ds_scored)}
+    # the probe's loss was measured by candidates.choose on these weights and this validation set
+    losses = {"probe": best.loss, "continued": training.validation_loss(tuned, ds_scored)}
     tuned.set_weights(training.average_weights(probe_w, tuned_w))
     losses["average"] = training.validation_loss(tuned, ds_scored)
     kept = min(("average", "continued", "probe"), key=lambda k: losses[k])  # min keeps the first of equals

@@ -24,7 +24,8 @@ _LAZY = {**{n: "finetune" for n in ("DEFAULT_LR", "RichProgress", "TrainResult",
                                     "evaluate", "predict", "score", "train", "validation_loss")},
          **{n: "distillation" for n in ("DistillConfig", "DistillResult", "distill")},
          **{n: "seed" for n in ("SeedReport", "reproducible")}}
-__all__ = [*_LAZY, "average_weights", "DEFAULT_MIXUP", "DEFAULT_TEMPERATURE", "DEFAULT_WEIGHT", "MAX_BATCH_SIZE", "MAX_EPOCHS",
+__all__ = [*_LAZY, "average_weights", "DEFAULT_MIXUP", "DEFAULT_TEMPERATURE", "DEFAULT_WEIGHT", "MAX_BATCH_SIZE",
+           "MAX_EPOCHS",
            "check_training_args"]
 
 

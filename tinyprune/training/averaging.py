@@ -1,8 +1,8 @@
 """Weight averaging: the mean of two fine-tunes of one network that share a start.
 
-Two models fine-tuned from the same weights usually lie in one basin of the loss, where the
-mean of their weights scores at least as well as either (Wortsman et al. 2022, "Robust
-fine-tuning of zero-shot models" (WiSE-FT) and "Model soups"). The budget search uses it for
+Two models fine-tuned from the same weights often lie in one basin of the loss, where the
+mean of their weights can score better than either (Wortsman et al. 2022, "Robust fine-tuning
+of zero-shot models" (WiSE-FT) and "Model soups"); not always, so the caller measures it. The budget search uses it for
 its final model: the winning allocation candidate's probe (trained on the labels) and the
 distilled fine-tune continued from that probe. Measured on the MNIST CNN at 25% of its int8
 flash with 600 labelled images (docs/benchmarks.md, "Fifth run"): 98.50% (probe) and 98.43%
