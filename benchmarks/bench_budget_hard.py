@@ -17,10 +17,13 @@ Usage: .venv/bin/python benchmarks/bench_budget_hard.py [--work DIR] [--seeds 0,
      from the sensitivity allocation to one uniform ratio, each scored after a short
      fine-tune; fine-tuning by distillation from the unpruned model (through its logits) AND
      by labels only from the same start, the better validation score kept), one shot;
-   - new + averaging: today's defaults: the same, its distillation also on 4 teacher-labelled
-     mixed inputs per training image (`mixup=4`, training/distillation.py; function matching),
-     the allocation candidates ranked by validation loss, and the final model the average of the
-     winning probe's and its continued fine-tune's weights (training/averaging.py);
+   - new + averaging: the fifth session's defaults: the same, its distillation also on 4
+     teacher-labelled mixed inputs per training image (`mixup=4`, training/distillation.py;
+     function matching), the allocation candidates ranked by validation loss, and the final
+     model the average of the winning probe's and its continued fine-tune's weights
+     (training/averaging.py); every fine-tune at Adam's constant default rate;
+   - new + cosine: today's defaults: the same with every fine-tune's rate decayed to zero
+     over its run (`lr_schedule="cosine"`, training/schedule.py);
    - new + function matching (report only: rows of the fourth session's code, before loss
      ranking and averaging); its "unweighted" rows are its first version, where every mix
      weighed as much as an image;
@@ -30,12 +33,14 @@ Usage: .venv/bin/python benchmarks/bench_budget_hard.py [--work DIR] [--seeds 0,
      channels, fine-tuned on the labels;
    - uniform L1 2x epochs (with `--methods`): the same, fine-tuned twice as long, as long as the
      new search's winner trains (its probe's epochs, then the final fine-tune's);
+   - uniform L1 cosine: uniform L1 fine-tuned with the cosine schedule (the baseline given the
+     search's new learning rate);
    - tfmot magnitude + PRUNE: the sparsity whose PRUNE-compressed artifact meets the budget
      (polynomial schedule during the fine-tune); where no sparsity can (PRUNE keeps a 1-bit
      mask per weight), the row says so with the smallest artifact it reaches.
 3. All 60,000 training images (1,000 of them held out for validation) at 12.5% and 6.25%
-   (1 seed, `--full-epochs`), each of `--methods` that is a search or uniform L1; the
-   unlabelled run (600 images, y absent, teacher only) at 12.5%.
+   (`--full-seeds`, default the same seeds; `--full-epochs`), each of `--methods` that is a search
+   or uniform L1; the unlabelled run (600 images, y absent, teacher only) at 12.5%.
 
 Accuracy: int8 on the 10,000 MNIST test images. TFLM's reference kernels take ~27 ms per image for
 the dense model on this machine, too slow for ~60 artifacts, so the 10,000-image accuracy is
@@ -68,12 +73,14 @@ SMALL_TRAIN, SMALL_VAL = 600, 400
 BATCH = 32
 METHODS = ("old", "new", "new + function matching", "new + function matching, unweighted", "new + averaging",
            "distil always",
-           "new x3", "distil always x3", "uniform L1", "uniform L1 2x epochs", "magnitude+PRUNE")
+           "new x3", "distil always x3", "new + cosine", "uniform L1", "uniform L1 2x epochs", "uniform L1 cosine",
+           "magnitude+PRUNE")
 # rows of earlier code, kept in rows.jsonl and in the tables, that this script no longer runs
 REPORT_ONLY = ("new + function matching, unweighted", "new + function matching")
-SEARCHES = ("old", "new", "new + averaging", "distil always", "new x3", "distil always x3")
-DEFAULT_METHODS = ("old", "new", "new + averaging", "uniform L1", "magnitude+PRUNE")
-LATEST = "new + averaging"  # the search's defaults; the verdicts compare it with every other row
+SEARCHES = ("old", "new", "new + averaging", "distil always", "new x3", "distil always x3", "new + cosine")
+UNIFORM = {"uniform L1": (1, "constant"), "uniform L1 2x epochs": (2, "constant"), "uniform L1 cosine": (1, "cosine")}
+DEFAULT_METHODS = ("old", "new + averaging", "new + cosine", "uniform L1", "uniform L1 cosine", "magnitude+PRUNE")
+LATEST = "new + cosine"  # the search's defaults; the verdicts compare it with every other row
 
 
 def load_mnist():
@@ -108,8 +115,9 @@ def test_accuracy(tflite: bytes, x_te, y_te, tflm_check: int, tflm_full: bool) -
             "tflite_acc_check": float((out[:tflm_check].argmax(1) == y_te[:tflm_check]).mean())}
 
 
-def uniform_baseline(model, ds, limit: float, epochs: int, seed: int):
-    """Smallest uniform ratio whose artifact meets `limit`, L1 channels, fine-tuned on the labels."""
+def uniform_baseline(model, ds, limit: float, epochs: int, seed: int, lr_schedule: str = "constant"):
+    """Smallest uniform ratio whose artifact meets `limit`, L1 channels, fine-tuned on the labels
+    (Adam at its default rate, constant or decayed by `lr_schedule`)."""
     from firmware_export import tflm
     from tinyprune import training
     from tinyprune.budget.predictor import SizePredictor
@@ -138,7 +146,7 @@ def uniform_baseline(model, ds, limit: float, epochs: int, seed: int):
             ratio = min(0.995, ratio + 0.005)
         training.compile_for(pruned.model, ds)
         training.train(pruned.model, ds, epochs, BATCH, description="uniform L1 fine-tune", quiet=True,
-                       early_stopping=3)
+                       early_stopping=3, callbacks=training.schedule_callbacks(lr_schedule))
         tfl = quantize_int8(pruned.model, ds.x_train, 300)
     return {"ratio": round(ratio, 4)}, tfl
 
@@ -215,9 +223,11 @@ def run_search(model, ds, out: Path, frac: float, seed: int, epochs: int, method
 
     kw = {"old": dict(distill=False, iterative_steps=1, importance="l1", allocation="sensitivity"),
           "new": dict(iterative_steps=1, mixup=0), "new + averaging": dict(iterative_steps=1, mixup=4),
+          "new + cosine": dict(iterative_steps=1, mixup=4, lr_schedule="cosine"),
           "distil always": dict(iterative_steps=1, distill=True, mixup=0),
           "new x3": dict(iterative_steps=3, mixup=0),
           "distil always x3": dict(iterative_steps=3, distill=True, mixup=0)}[method]
+    kw.setdefault("lr_schedule", "constant")  # every earlier version of the search trained at a constant rate
     r = prune_for_budget(model, ds, out, flash_budget=f"{frac * 100:g}%", epochs=epochs, batch_size=BATCH, seed=seed,
                          quiet=True, console=Console(stderr=True, quiet=True), force=True, **kw)
     tfl = (out / "model_int8.tflite").read_bytes()
@@ -238,6 +248,8 @@ def main() -> None:
     ap.add_argument("--methods", default=",".join(DEFAULT_METHODS), help=f"of {', '.join(METHODS)}")
     ap.add_argument("--tflm-check", type=int, default=1000)
     ap.add_argument("--tflm-full", action="store_true")
+    ap.add_argument("--full-seeds", default=None, help="seeds of the full-data runs (default: --seeds)")
+    ap.add_argument("--full-budgets", default="0.125,0.0625", help="fractions for the full-data runs")
     ap.add_argument("--skip-full", action="store_true")
     ap.add_argument("--skip-unlabelled", action="store_true")
     ap.add_argument("--report-only", action="store_true")
@@ -289,8 +301,9 @@ def main() -> None:
         if method in SEARCHES:
             extra, tfl = run_search(model, ds, work / f"{setting}_{method.replace(' ', '')}_{frac}_{seed}", frac, seed,
                                     epochs, method)
-        elif method in ("uniform L1", "uniform L1 2x epochs"):  # 2x: as long as the new search's winner trains
-            extra, tfl = uniform_baseline(model, ds, limit, epochs * (2 if "2x" in method else 1), seed)
+        elif method in UNIFORM:  # 2x: as long as the new search's winner trains
+            times, schedule = UNIFORM[method]
+            extra, tfl = uniform_baseline(model, ds, limit, epochs * times, seed, schedule)
         else:
             extra, tfl, comp = magnitude_baseline(model, ds, limit, epochs, seed)
         row = {"setting": setting, "budget": frac, "method": method, "seed": seed, "limit": limit, **extra,
@@ -316,10 +329,13 @@ def main() -> None:
         unl = Dataset("mnist-600-unlabelled", small.x_train, None, small.x_val, None)
         one("unlabelled", unl, 0.125, LATEST if LATEST in methods else "new", seeds[0], args.epochs)
     if not args.skip_full:
-        for frac in (0.125, 0.0625):
-            for method in ("new", LATEST, "uniform L1", "old", "uniform L1 2x epochs"):
-                if method in methods:
-                    one("full", full, frac, method, seeds[0], args.full_epochs)
+        full_seeds = seeds if args.full_seeds is None else [int(s) for s in args.full_seeds.split(",")]
+        for seed in full_seeds:
+            for frac in (float(b) for b in args.full_budgets.split(",")):
+                for method in ("new", "new + averaging", LATEST, "uniform L1", "uniform L1 cosine", "old",
+                               "uniform L1 2x epochs"):
+                    if method in methods:
+                        one("full", full, frac, method, seed, args.full_epochs)
     report(work)
 
 
@@ -339,13 +355,15 @@ def verdicts(sub: list[dict], setting: str) -> None:
     for frac in sorted({r["budget"] for r in sub}, reverse=True):
         def accs(method):
             return [r["test"]["acc"] * 100 for r in sub if r["budget"] == frac and r["method"] == method and r["test"]]
-        name = next((m for m in (LATEST, "new + function matching", "new + function matching, unweighted", "new")
+        name = next((m for m in (LATEST, "new + averaging", "new + function matching",
+                                 "new + function matching, unweighted", "new")
                      if accs(m)), None)  # the search's defaults (the latest version measured)
         new = accs(name)
         if not new:
             continue
-        for base in ("old", "new", "new + function matching", "new + function matching, unweighted", "uniform L1",
-                     "uniform L1 2x epochs", "magnitude+PRUNE"):
+        for base in ("old", "new", "new + function matching", "new + function matching, unweighted",
+                     "new + averaging", "new + cosine", "uniform L1", "uniform L1 2x epochs", "uniform L1 cosine",
+                     "magnitude+PRUNE"):
             if base == name:
                 continue
             b = accs(base)

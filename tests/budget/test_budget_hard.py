@@ -122,12 +122,13 @@ def test_unlabelled_budget_run_learns_from_the_teacher_and_says_so(digits, tmp_p
                          importance="l1", quiet=True, seed=0)
     assert r.labels == "none: teacher only"
     assert r.choices["fine_tune"] == {"mode": "distill", "temperature": 4.0, "teacher_weight": 1.0,
-                                      "mixup": training.DEFAULT_MIXUP, "labels": False}
+                                      "mixup": training.DEFAULT_MIXUP, "labels": False, "lr_schedule": "cosine"}
     assert r.final["int8_bytes"] <= r.targets["flash_bytes"]
     assert r.accuracy["tflm_accuracy"] >= 0.8  # agreement with the unpruned model on the validation images
     md = (tmp_path / "out" / "report.md").read_text()
     assert "labels: none: teacher only" in md and "agreement with the original model" in md
     assert f"{training.DEFAULT_MIXUP} teacher-labelled mixes per training input" in md
+    assert "learning rate: Adam from its default, decayed to zero over each fine-tune (cosine)" in md
     assert r.steps[-1]["fine_tune"]["mixed_rows"] == training.DEFAULT_MIXUP * len(digits.x_train)
 
 

@@ -260,3 +260,64 @@ def test_average_weights_is_the_mean_in_each_dtype_and_refuses_mismatches():
         average_weights([np.zeros(2, np.float32)], [np.zeros(3, np.float32)])
     with pytest.raises(ConfigError, match="not a floating-point type"):
         average_weights([np.zeros(2, np.int64)], [np.zeros(2, np.int64)])
+
+
+def test_cosine_decay_takes_the_rate_to_zero_over_the_run_and_puts_it_back(digits):
+    """training.CosineDecay: the first batch at the compiled rate, strictly falling, the last
+    planned batch near zero (lr0 * (1 + cos(pi (T-1)/T)) / 2), the compiled rate restored after."""
+    from tinyprune import training
+    from tinyprune.errors import ConfigError
+    from tinyprune.tfsetup import keras
+
+    ds = digits.subset(100, 40)
+    model = keras.Sequential([keras.layers.Input(ds.x_train.shape[1:]), keras.layers.Flatten(),
+                              keras.layers.Dense(10, activation="softmax")])
+    training.compile_for(model, ds, lr=2e-3)
+    seen = []
+
+    class Record(keras.callbacks.Callback):
+        def on_train_batch_begin(self, batch, logs=None):
+            seen.append(float(keras.backend.get_value(self.model.optimizer.learning_rate)))
+
+    training.train(model, ds, 3, 20, callbacks=[*training.schedule_callbacks("cosine"), Record()], quiet=True)
+    total = 3 * 5  # 3 epochs of 100 / 20 batches
+    assert len(seen) == total
+    assert seen[0] == pytest.approx(2e-3)
+    assert all(b < a for a, b in zip(seen, seen[1:]))
+    assert seen[-1] == pytest.approx(2e-3 * (1 + np.cos(np.pi * (total - 1) / total)) / 2, rel=1e-4)
+    assert float(keras.backend.get_value(model.optimizer.learning_rate)) == pytest.approx(2e-3)
+    assert training.schedule_callbacks("constant") == []
+    with pytest.raises(ConfigError, match="learning-rate schedule"):
+        training.schedule_callbacks("step")
+
+
+def test_the_search_fine_tunes_with_the_schedule_it_is_given(digits):
+    """search._fine_tune_one (every probe and final fine-tune, labels or distillation) applies
+    `lr_schedule`: the rate falls batch by batch with cosine and stays put with constant."""
+    from tinyprune import training
+    from tinyprune.budget.search import _fine_tune_one
+    from tinyprune.tfsetup import keras
+
+    ds = digits.subset(64, 32)
+    teacher = keras.Sequential([keras.layers.Input(ds.x_train.shape[1:]), keras.layers.Flatten(),
+                                keras.layers.Dense(10, activation="softmax")])
+    training.compile_for(teacher, ds)
+
+    class Record(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.seen = []
+
+        def on_train_batch_begin(self, batch, logs=None):
+            self.seen.append(float(keras.backend.get_value(self.model.optimizer.learning_rate)))
+
+    for config in (None, training.DistillConfig(mixup=0)):
+        for schedule in ("cosine", "constant"):
+            student = keras.models.clone_model(teacher)
+            rec = Record()
+            _fine_tune_one(student, teacher, ds, ds, True, 2, 16, config, "t", True, [rec], schedule)
+            assert len(rec.seen) == 8
+            if schedule == "cosine":
+                assert all(b < a for a, b in zip(rec.seen, rec.seen[1:]))
+            else:
+                assert len(set(rec.seen)) == 1

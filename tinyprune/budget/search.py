@@ -253,9 +253,12 @@ def choose_importance(model, graph, predictor: SizePredictor, ds: Dataset, limit
 
 
 def _fine_tune_one(student, teacher, ds: Dataset, ds_scored: Dataset, labels: bool, epochs: int, batch_size: int,
-                   config: training.DistillConfig | None, description: str, quiet: bool, callbacks=()) -> dict:
-    """Distil (config given) or train on the labels, in place. The student is left compiled for
+                   config: training.DistillConfig | None, description: str, quiet: bool, callbacks=(),
+                   lr_schedule: str = "constant") -> dict:
+    """Distil (config given) or train on the labels, in place, at Adam's default rate, constant
+    or decayed by `lr_schedule` (training/schedule.py). The student is left compiled for
     `ds_scored` (a plain loss, so that the saved model loads without custom code)."""
+    callbacks = [*training.schedule_callbacks(lr_schedule), *callbacks]  # first: the others see this batch's rate
     if config is not None:
         r = training.distill(student, teacher, ds, epochs, batch_size, config=config, labels=labels,
                              early_stopping=EARLY_STOPPING, description=description, quiet=quiet,
@@ -271,7 +274,7 @@ def _fine_tune_one(student, teacher, ds: Dataset, ds_scored: Dataset, labels: bo
 
 def _fine_tune(student, teacher, ds: Dataset, ds_scored: Dataset, labels: bool, epochs: int, batch_size: int,
                config: training.DistillConfig | None, mode, description: str, quiet: bool,
-               callbacks_for=lambda m: []) -> tuple[object, dict]:
+               callbacks_for=lambda m: [], lr_schedule: str = "constant") -> tuple[object, dict]:
     """Fine-tune the pruned `student`; returns (the fine-tuned model, what was done).
 
     mode True: distil; False: labels only; "auto" with labels: both, from the same start, and
@@ -280,15 +283,15 @@ def _fine_tune(student, teacher, ds: Dataset, ds_scored: Dataset, labels: bool, 
     if mode != "auto" or not labels or config is None:
         cfg = config if mode else None
         return student, _fine_tune_one(student, teacher, ds, ds_scored, labels, epochs, batch_size, cfg,
-                                       description, quiet, callbacks_for(student))
+                                       description, quiet, callbacks_for(student), lr_schedule)
     from tinyprune.tfsetup import keras
 
     twin = keras.models.clone_model(student)
     twin.set_weights(student.get_weights())
     done_d = _fine_tune_one(student, teacher, ds, ds_scored, labels, epochs, batch_size, config,
-                            description + " (distil)", quiet, callbacks_for(student))
+                            description + " (distil)", quiet, callbacks_for(student), lr_schedule)
     done_l = _fine_tune_one(twin, teacher, ds, ds_scored, labels, epochs, batch_size, None,
-                            description + " (labels)", quiet, callbacks_for(twin))
+                            description + " (labels)", quiet, callbacks_for(twin), lr_schedule)
     score_d, score_l = training.evaluate(student, ds_scored), training.evaluate(twin, ds_scored)
     winner, done = (student, done_d) if score_d >= score_l else (twin, done_l)
     return winner, {**done, "rule": "auto: the better validation score of distillation and labels only",
@@ -307,6 +310,7 @@ def prune_for_budget(model, ds: Dataset | None, out_dir: str | Path, *, flash_bu
                      distill_weight: float = training.DEFAULT_WEIGHT, mixup: int = training.DEFAULT_MIXUP,
                      iterative_steps: int = 1,
                      step_epochs: int | None = None, allocation: str = "auto",
+                     lr_schedule: str = training.DEFAULT_LR_SCHEDULE,
                      precomputed: OriginalFacts | None = None) -> BudgetResult:
     """Prune `model` to meet the budget and write OUT/ (see the module docstring).
 
@@ -327,7 +331,9 @@ def prune_for_budget(model, ds: Dataset | None, out_dir: str | Path, *, flash_bu
     (default max(1, epochs // 2)). `allocation` shapes the channel counts of the last step:
     "sensitivity" (the greedy allocator), "uniform" (one ratio for every group) or "auto"
     (default: both and a blend, each measured after a short fine-tune; the lowest validation
-    loss is kept; with compression moves the greedy joint allocator runs alone). `seed` fixes every source of
+    loss is kept; with compression moves the greedy joint allocator runs alone). `lr_schedule`:
+    every fine-tune's learning rate, "constant" (Adam's default) or "cosine" (decayed to zero over
+    the run; training/schedule.py). `seed` fixes every source of
     randomness the job controls. `precomputed` (an `original_facts` result for this model,
     data and `calibration`; a sweep computes it once for all its points) skips the original's
     int8 conversion and its TFLM run on the validation data; the report is the same.
@@ -357,6 +363,7 @@ def prune_for_budget(model, ds: Dataset | None, out_dir: str | Path, *, flash_bu
         raise ConfigError(f"unknown importance {importance!r} for a budget; use one of {', '.join(IMPORTANCES)}")
     if allocation not in ALLOCATIONS:
         raise ConfigError(f"unknown allocation {allocation!r}; use one of {', '.join(ALLOCATIONS)}")
+    training.check_lr_schedule(lr_schedule)
     if distill not in (True, False, "auto"):
         raise ConfigError(f"distill must be True, False or 'auto', got {distill!r}")
     config = training.DistillConfig(temperature, distill_weight, mixup) if distill else None
@@ -374,12 +381,13 @@ def prune_for_budget(model, ds: Dataset | None, out_dir: str | Path, *, flash_bu
                        console=console, use_cache=use_cache, allow_compress=allow_compress, bits=bits,
                        ignore=tuple(ignore), config=config, distill=distill, iterative_steps=iterative_steps,
                        step_epochs=max(1, epochs // 2) if step_epochs is None else step_epochs, seeded=seeded,
-                       allocation=allocation, precomputed=precomputed)
+                       allocation=allocation, precomputed=precomputed, lr_schedule=lr_schedule)
 
 
 def _search(model, ds: Dataset, out_dir: Path, asked: Budget, *, epochs, batch_size, importance, round_to,
             calibration, name, force, quiet, console, use_cache, allow_compress, bits, ignore, config, distill,
-            iterative_steps, step_epochs, seeded, allocation, precomputed=None) -> BudgetResult:
+            iterative_steps, step_epochs, seeded, allocation, precomputed=None,
+            lr_schedule="constant") -> BudgetResult:
     seconds: dict[str, float] = {}
     t_all = time.perf_counter()
     labels = ds.y_train is not None and ds.y_val is not None
@@ -458,6 +466,7 @@ def _search(model, ds: Dataset, out_dir: Path, asked: Budget, *, epochs, batch_s
                              "temperature": config.temperature, "teacher_weight": config.weight if labels else 1.0,
                              "mixup": config.mixup, "labels": labels} if config is not None
                             else {"mode": "labels", "labels": labels})
+    choices["fine_tune"]["lr_schedule"] = lr_schedule
     choices["iterative"] = {"steps": iterative_steps, "step_epochs": step_epochs if iterative_steps > 1 else None,
                             "final_epochs": epochs}
 
@@ -490,7 +499,7 @@ def _search(model, ds: Dataset, out_dir: Path, asked: Budget, *, epochs, batch_s
             if allocation == "auto" and moves is None:
                 best, choices["allocation"] = _choose_shape(
                     current, model, graph, predictor, sensitivities, _limits(target, current_m, factors), ds,
-                    ds_scored, labels, epochs, batch_size, round_to, ignore, console)
+                    ds_scored, labels, epochs, batch_size, round_to, ignore, console, lr_schedule)
                 importance, sens = best.importance, sensitivities[best.importance]
                 allocator = _allocator(graph, predictor, sens, round_to, None, best.alpha)
                 if joint_choice:
@@ -518,7 +527,8 @@ def _search(model, ds: Dataset, out_dir: Path, asked: Budget, *, epochs, batch_s
         chosen_moves = alloc.compress if last else {}
         tuned, done = _fine_tune(pruned, model, ds, ds_scored, labels, epochs if last else step_epochs, batch_size,
                                  config, distill, prefix + "fine-tuning", quiet,
-                                 lambda m: [joint.mask_callback(m, chosen_moves, masks)] if chosen_moves else [])
+                                 lambda m: [joint.mask_callback(m, chosen_moves, masks)] if chosen_moves else [],
+                                 lr_schedule)
         if last and continued:
             done = _choose_final_model(tuned, best, ds_scored, done)
         seconds[prefix + "fine-tune"] = round(time.perf_counter() - t, 2)
@@ -573,7 +583,7 @@ def _allocator(graph, predictor: SizePredictor, sens: Sensitivity, round_to: int
 
 def _choose_shape(current, teacher, graph, predictor: SizePredictor, sensitivities: dict[str, Sensitivity],
                   limits: Limits, ds: Dataset, ds_scored: Dataset, labels: bool, epochs: int, batch_size: int,
-                  round_to: int, ignore: tuple[str, ...], console: Console):
+                  round_to: int, ignore: tuple[str, ...], console: Console, lr_schedule: str = "constant"):
     """allocation="auto": score every (importance, shape) of candidates.choose after a labels-only
     fine-tune of `epochs` (the teacher's top-1 without labels) on at most
     candidates.PROBE_TRAIN_SAMPLES samples; return (the best Candidate, the report's record)."""
@@ -585,7 +595,7 @@ def _choose_shape(current, teacher, graph, predictor: SizePredictor, sensitiviti
 
     def probe(pruned) -> tuple[float, float]:
         _fine_tune_one(pruned, teacher, probe_ds, probe_scored, labels, epochs, batch_size, None,
-                       "allocation candidate", True)
+                       "allocation candidate", True, lr_schedule=lr_schedule)
         return training.evaluate(pruned, ds_scored), training.validation_loss(pruned, ds_scored)
 
     best, scored = candidates.choose(graph, predictor, sensitivities, limits, round_to, prune, probe)
@@ -852,6 +862,9 @@ def render_choices(r: BudgetResult) -> list[str]:
                          f"{v.get('labels', float('nan')):.4f})")
         else:
             lines.append("- fine-tuning: " + (kd if ft["mode"] == "distill" else "labels only (no distillation)"))
+        if ft.get("lr_schedule"):
+            lines.append("- learning rate: Adam from its default, " + (
+                "decayed to zero over each fine-tune (cosine)" if ft["lr_schedule"] == "cosine" else "constant"))
     it = c.get("iterative")
     if it:
         lines.append(f"- steps: {it['steps']}" + ("" if it["steps"] == 1 else

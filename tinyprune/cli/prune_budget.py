@@ -16,7 +16,8 @@ import click
 
 from tinyprune.budget.limits import ALLOCATIONS, IMPORTANCES
 from tinyprune.cli import options
-from tinyprune.training.limits import DEFAULT_MIXUP, DEFAULT_TEMPERATURE, DEFAULT_WEIGHT, MAX_MIXUP
+from tinyprune.training.limits import (DEFAULT_LR_SCHEDULE, DEFAULT_MIXUP, DEFAULT_TEMPERATURE, DEFAULT_WEIGHT,
+                                      LR_SCHEDULES, MAX_MIXUP)
 
 
 def model_name(path: str) -> str:
@@ -55,6 +56,8 @@ def model_name(path: str) -> str:
               help="The teacher's share of the loss (the labels' is 1 - it).")
 @click.option("--mixup", type=click.IntRange(0, MAX_MIXUP), default=DEFAULT_MIXUP, show_default=True,
               help="Distil also on N teacher-labelled mixes of two training inputs per input (function matching).")
+@click.option("--lr-schedule", type=click.Choice(LR_SCHEDULES), default=DEFAULT_LR_SCHEDULE, show_default=True,
+              help="Fine-tuning learning rate: constant (Adam's default) or cosine (decayed to zero over each run).")
 @click.option("--iterative-steps", type=click.IntRange(1, 20), default=1, show_default=True,
               help="Prune toward the budget in N steps, fine-tuning and re-measuring between them.")
 @click.option("--step-epochs", type=click.IntRange(0, 1000), default=None,
@@ -64,7 +67,7 @@ def budget(model: str, data: str | None, epochs: int, batch_size: int, output: s
            latency_budget: str | None, board: str | None, boards_file: str | None, margin: float,
            allow_compress: bool, bits: int, importance: str, allocation: str, round_to: int, ignore: tuple[str, ...],
            seed: int | None, distill: str, temperature: float, distill_weight: float, mixup: int,
-           iterative_steps: int, step_epochs: int | None) -> None:
+           lr_schedule: str, iterative_steps: int, step_epochs: int | None) -> None:
     """Remove filters until MODEL fits the budgets, losing the least accuracy; write OUT/."""
     from rich.console import Console
 
@@ -88,6 +91,6 @@ def budget(model: str, data: str | None, epochs: int, batch_size: int, output: s
         console=console, allow_compress=allow_compress, bits=bits, seed=seed,
         distill={"on": True, "off": False}.get(distill, distill), temperature=temperature,
         distill_weight=distill_weight, mixup=mixup, iterative_steps=iterative_steps, step_epochs=step_epochs,
-        allocation=allocation)
+        allocation=allocation, lr_schedule=lr_schedule)
     if as_json:
         click.echo(json.dumps(result.to_dict(), indent=2))

@@ -1,5 +1,5 @@
 """Fine-tuning: compile, train and evaluate a tf_keras model on a `Dataset`; distil from a
-teacher; average two fine-tunes' weights; seed a run.
+teacher; decay the learning rate over a run; average two fine-tunes' weights; seed a run.
 
 Every pruning method that trains (magnitude schedules, structured fine-tuning, lottery
 tickets, the budget search) goes through here. This package trains; it does not prune,
@@ -16,17 +16,17 @@ from __future__ import annotations
 import importlib
 
 from tinyprune.training.averaging import average_weights
-from tinyprune.training.limits import (DEFAULT_MIXUP, DEFAULT_TEMPERATURE, DEFAULT_WEIGHT, MAX_BATCH_SIZE, MAX_EPOCHS,
-                                      check_training_args)
+from tinyprune.training.limits import (DEFAULT_LR_SCHEDULE, DEFAULT_MIXUP, DEFAULT_TEMPERATURE, DEFAULT_WEIGHT,
+                                      LR_SCHEDULES, MAX_BATCH_SIZE, MAX_EPOCHS, check_lr_schedule, check_training_args)
 
 # name -> the module that defines it; these modules start TensorFlow, so they load on first use
 _LAZY = {**{n: "finetune" for n in ("DEFAULT_LR", "RichProgress", "TrainResult", "compile_for", "ends_in_softmax",
                                     "evaluate", "predict", "score", "train", "validation_loss")},
          **{n: "distillation" for n in ("DistillConfig", "DistillResult", "distill")},
+         **{n: "schedule" for n in ("CosineDecay", "schedule_callbacks")},
          **{n: "seed" for n in ("SeedReport", "reproducible")}}
-__all__ = [*_LAZY, "average_weights", "DEFAULT_MIXUP", "DEFAULT_TEMPERATURE", "DEFAULT_WEIGHT", "MAX_BATCH_SIZE",
-           "MAX_EPOCHS",
-           "check_training_args"]
+__all__ = [*_LAZY, "average_weights", "DEFAULT_LR_SCHEDULE", "DEFAULT_MIXUP", "DEFAULT_TEMPERATURE", "DEFAULT_WEIGHT", "LR_SCHEDULES",
+           "MAX_BATCH_SIZE", "MAX_EPOCHS", "check_lr_schedule", "check_training_args"]
 
 
 def __getattr__(name: str):

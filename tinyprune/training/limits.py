@@ -15,6 +15,8 @@ from tinyprune.errors import ConfigError
 
 MAX_EPOCHS = 10_000  # far beyond any fine-tuning here; 2**63-1 overflows Keras's epoch loop
 MAX_BATCH_SIZE = 1 << 16
+LR_SCHEDULES = ("constant", "cosine")  # fine-tuning learning-rate schedules (training/schedule.py)
+DEFAULT_LR_SCHEDULE = "cosine"  # the budget search's fine-tunes: measured in docs/benchmarks.md, "Sixth run"
 
 
 def check_training_args(epochs: Any, batch_size: Any, min_epochs: int = 0, what: str = "epochs") -> None:
@@ -25,6 +27,12 @@ def check_training_args(epochs: Any, batch_size: Any, min_epochs: int = 0, what:
     if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) \
             or not 1 <= batch_size <= MAX_BATCH_SIZE:
         raise ConfigError(f"batch size must be a whole number in [1, {MAX_BATCH_SIZE}], got {batch_size!r}")
+
+
+def check_lr_schedule(lr_schedule: Any) -> None:
+    """Raise ConfigError unless `lr_schedule` is one of LR_SCHEDULES."""
+    if lr_schedule not in LR_SCHEDULES:
+        raise ConfigError(f"unknown learning-rate schedule {lr_schedule!r}; use one of {', '.join(LR_SCHEDULES)}")
 
 
 # Distillation defaults for small-data fine-tuning of a pruned classifier: T = 4 softens the
