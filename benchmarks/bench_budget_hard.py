@@ -22,8 +22,10 @@ Usage: .venv/bin/python benchmarks/bench_budget_hard.py [--work DIR] [--seeds 0,
      function matching), the allocation candidates ranked by validation loss, and the final
      model the average of the winning probe's and its continued fine-tune's weights
      (training/averaging.py); every fine-tune at Adam's constant default rate;
-   - new + cosine: today's defaults: the same with every fine-tune's rate decayed to zero
-     over its run (`lr_schedule="cosine"`, training/schedule.py);
+   - new + cosine (report only: rows of the sixth session's first change): the same with every
+     fine-tune's rate decayed to zero over its run (`lr_schedule="cosine"`, training/schedule.py);
+   - new + cosine + loss arms: today's defaults: the same, `distill="auto"` keeping the arm
+     (distillation or labels only) with the lower validation loss (was: the better score);
    - new + function matching (report only: rows of the fourth session's code, before loss
      ranking and averaging); its "unweighted" rows are its first version, where every mix
      weighed as much as an image;
@@ -73,14 +75,15 @@ SMALL_TRAIN, SMALL_VAL = 600, 400
 BATCH = 32
 METHODS = ("old", "new", "new + function matching", "new + function matching, unweighted", "new + averaging",
            "distil always",
-           "new x3", "distil always x3", "new + cosine", "uniform L1", "uniform L1 2x epochs", "uniform L1 cosine",
-           "magnitude+PRUNE")
+           "new x3", "distil always x3", "new + cosine", "new + cosine + loss arms", "uniform L1",
+           "uniform L1 2x epochs", "uniform L1 cosine", "magnitude+PRUNE")
 # rows of earlier code, kept in rows.jsonl and in the tables, that this script no longer runs
-REPORT_ONLY = ("new + function matching, unweighted", "new + function matching")
-SEARCHES = ("old", "new", "new + averaging", "distil always", "new x3", "distil always x3", "new + cosine")
+REPORT_ONLY = ("new + function matching, unweighted", "new + function matching", "new + cosine")
+SEARCHES = ("old", "new", "new + averaging", "distil always", "new x3", "distil always x3", "new + cosine",
+            "new + cosine + loss arms")
 UNIFORM = {"uniform L1": (1, "constant"), "uniform L1 2x epochs": (2, "constant"), "uniform L1 cosine": (1, "cosine")}
-DEFAULT_METHODS = ("old", "new + averaging", "new + cosine", "uniform L1", "uniform L1 cosine", "magnitude+PRUNE")
-LATEST = "new + cosine"  # the search's defaults; the verdicts compare it with every other row
+LATEST = "new + cosine + loss arms"  # the search's defaults; the verdicts compare it with every other row
+DEFAULT_METHODS = ("old", "new + averaging", LATEST, "uniform L1", "uniform L1 cosine", "magnitude+PRUNE")
 
 
 def load_mnist():
@@ -223,7 +226,7 @@ def run_search(model, ds, out: Path, frac: float, seed: int, epochs: int, method
 
     kw = {"old": dict(distill=False, iterative_steps=1, importance="l1", allocation="sensitivity"),
           "new": dict(iterative_steps=1, mixup=0), "new + averaging": dict(iterative_steps=1, mixup=4),
-          "new + cosine": dict(iterative_steps=1, mixup=4, lr_schedule="cosine"),
+          "new + cosine + loss arms": dict(iterative_steps=1, mixup=4, lr_schedule="cosine"),
           "distil always": dict(iterative_steps=1, distill=True, mixup=0),
           "new x3": dict(iterative_steps=3, mixup=0),
           "distil always x3": dict(iterative_steps=3, distill=True, mixup=0)}[method]
@@ -332,8 +335,8 @@ def main() -> None:
         full_seeds = seeds if args.full_seeds is None else [int(s) for s in args.full_seeds.split(",")]
         for seed in full_seeds:
             for frac in (float(b) for b in args.full_budgets.split(",")):
-                for method in ("new", "new + averaging", LATEST, "uniform L1", "uniform L1 cosine", "old",
-                               "uniform L1 2x epochs"):
+                for method in ("new", "new + averaging", "new + cosine", LATEST, "uniform L1", "uniform L1 cosine",
+                               "old", "uniform L1 2x epochs"):
                     if method in methods:
                         one("full", full, frac, method, seed, args.full_epochs)
     report(work)
@@ -355,7 +358,7 @@ def verdicts(sub: list[dict], setting: str) -> None:
     for frac in sorted({r["budget"] for r in sub}, reverse=True):
         def accs(method):
             return [r["test"]["acc"] * 100 for r in sub if r["budget"] == frac and r["method"] == method and r["test"]]
-        name = next((m for m in (LATEST, "new + averaging", "new + function matching",
+        name = next((m for m in (LATEST, "new + cosine", "new + averaging", "new + function matching",
                                  "new + function matching, unweighted", "new")
                      if accs(m)), None)  # the search's defaults (the latest version measured)
         new = accs(name)

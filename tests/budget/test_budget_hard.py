@@ -172,9 +172,10 @@ def test_iterative_mode_records_its_steps_and_their_time(seeded_pair):
     assert last["targets"]["flash_bytes"] == r.targets["flash_bytes"] >= r.final["int8_bytes"]
     assert first["measured_int8_bytes"] <= first["targets"]["flash_bytes"] * 1.03  # predicted, not enforced
     assert first["fine_tune"]["epochs_run"] == 1 and first["seconds"] > 0 and last["seconds"] > 0
-    # distill="auto": both fine-tunes ran from the same start, the better validation score was kept
-    v = last["fine_tune"]["validation"]
-    assert last["fine_tune"]["mode"] == ("distill" if v["distill"] >= v["labels"] else "labels")
+    # distill="auto": both fine-tunes ran from the same start, the lower validation loss was kept
+    loss = last["fine_tune"]["validation_loss"]
+    assert all(0 < x < 10 for x in loss.values()) and set(last["fine_tune"]["validation"]) == set(loss)
+    assert last["fine_tune"]["mode"] == ("distill" if loss["distill"] <= loss["labels"] else "labels")
     assert {"step 1: sensitivity", "step 1: fine-tune", "step 2: fine-tune"} <= set(r.seconds)
     assert r.choices["iterative"] == {"steps": 2, "step_epochs": 1, "final_epochs": 2}
     md = (out / "report.md").read_text()
