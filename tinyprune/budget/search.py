@@ -255,7 +255,7 @@ def choose_importance(model, graph, predictor: SizePredictor, ds: Dataset, limit
 
 def _fine_tune_one(student, teacher, ds: Dataset, ds_scored: Dataset, labels: bool, epochs: int, batch_size: int,
                    config: training.DistillConfig | None, description: str, quiet: bool, callbacks=(),
-                   lr_schedule: str = "constant") -> dict:
+                   lr_schedule: str = training.DEFAULT_LR_SCHEDULE) -> dict:
     """Distil (config given) or train on the labels, in place, at Adam's default rate, constant
     or decayed by `lr_schedule` (training/schedule.py). The student is left compiled for
     `ds_scored` (a plain loss, so that the saved model loads without custom code)."""
@@ -275,7 +275,7 @@ def _fine_tune_one(student, teacher, ds: Dataset, ds_scored: Dataset, labels: bo
 
 def _fine_tune(student, teacher, ds: Dataset, ds_scored: Dataset, labels: bool, epochs: int, batch_size: int,
                config: training.DistillConfig | None, mode, description: str, quiet: bool,
-               callbacks_for=lambda m: [], lr_schedule: str = "constant") -> tuple[object, dict]:
+               callbacks_for=lambda m: [], lr_schedule: str = training.DEFAULT_LR_SCHEDULE) -> tuple[object, dict]:
     """Fine-tune the pruned `student`; returns (the fine-tuned model, what was done).
 
     mode True: distil; False: labels only; "auto" with labels: both, from the same start, and
@@ -393,7 +393,7 @@ def prune_for_budget(model, ds: Dataset | None, out_dir: str | Path, *, flash_bu
 def _search(model, ds: Dataset, out_dir: Path, asked: Budget, *, epochs, batch_size, importance, round_to,
             calibration, name, force, quiet, console, use_cache, allow_compress, bits, ignore, config, distill,
             iterative_steps, step_epochs, seeded, allocation, precomputed=None,
-            lr_schedule="constant") -> BudgetResult:
+            lr_schedule=training.DEFAULT_LR_SCHEDULE) -> BudgetResult:
     seconds: dict[str, float] = {}
     t_all = time.perf_counter()
     labels = ds.y_train is not None and ds.y_val is not None
@@ -589,7 +589,8 @@ def _allocator(graph, predictor: SizePredictor, sens: Sensitivity, round_to: int
 
 def _choose_shape(current, teacher, graph, predictor: SizePredictor, sensitivities: dict[str, Sensitivity],
                   limits: Limits, ds: Dataset, ds_scored: Dataset, labels: bool, epochs: int, batch_size: int,
-                  round_to: int, ignore: tuple[str, ...], console: Console, lr_schedule: str = "constant"):
+                  round_to: int, ignore: tuple[str, ...], console: Console,
+                  lr_schedule: str = training.DEFAULT_LR_SCHEDULE):
     """allocation="auto": score every (importance, shape) of candidates.choose after a labels-only
     fine-tune of `epochs` (the teacher's top-1 without labels) on at most
     candidates.PROBE_TRAIN_SAMPLES samples; return (the best Candidate, the report's record)."""
@@ -865,8 +866,8 @@ def render_choices(r: BudgetResult) -> list[str]:
             v, loss = last.get("validation", {}), last.get("validation_loss", {})
             lines.append(f"- fine-tuning: the lower validation loss of {kd} and labels only: chose "
                          f"{last.get('mode')} (loss: distillation {loss.get('distill', float('nan')):.4f}, labels "
-                         f"only {loss.get('labels', float('nan')):.4f}; score: {v.get('distill', float('nan')):.4f}, "
-                         f"{v.get('labels', float('nan')):.4f})")
+                         f"only {loss.get('labels', float('nan')):.4f}; score: distillation "
+                         f"{v.get('distill', float('nan')):.4f}, labels only {v.get('labels', float('nan')):.4f})")
         else:
             lines.append("- fine-tuning: " + (kd if ft["mode"] == "distill" else "labels only (no distillation)"))
         if ft.get("lr_schedule"):

@@ -25,8 +25,8 @@ _LAZY = {**{n: "finetune" for n in ("DEFAULT_LR", "RichProgress", "TrainResult",
          **{n: "distillation" for n in ("DistillConfig", "DistillResult", "distill")},
          **{n: "schedule" for n in ("CosineDecay", "schedule_callbacks")},
          **{n: "seed" for n in ("SeedReport", "reproducible")}}
-__all__ = [*_LAZY, "average_weights", "DEFAULT_LR_SCHEDULE", "DEFAULT_MIXUP", "DEFAULT_TEMPERATURE", "DEFAULT_WEIGHT", "LR_SCHEDULES",
-           "MAX_BATCH_SIZE", "MAX_EPOCHS", "check_lr_schedule", "check_training_args"]
+__all__ = [*_LAZY, "average_weights", "DEFAULT_LR_SCHEDULE", "DEFAULT_MIXUP", "DEFAULT_TEMPERATURE", "DEFAULT_WEIGHT",
+           "LR_SCHEDULES", "MAX_BATCH_SIZE", "MAX_EPOCHS", "check_lr_schedule", "check_training_args"]
 
 
 def __getattr__(name: str):
