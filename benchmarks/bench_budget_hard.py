@@ -16,7 +16,8 @@ Usage: .venv/bin/python benchmarks/bench_budget_hard.py [--work DIR] [--seeds 0,
    - new: the budget search's defaults (importance by the measured rule; allocation shapes
      from the sensitivity allocation to one uniform ratio, each scored after a short
      fine-tune; fine-tuning by distillation from the unpruned model (through its logits) AND
-     by labels only from the same start, the better validation score kept), one shot;
+     by labels only from the same start, the better validation score kept), one shot (its rows
+     are the second session's; run today, the settings take today's rules: arms by loss, and so on);
    - new + averaging: the fifth session's defaults: the same, its distillation also on 4
      teacher-labelled mixed inputs per training image (`mixup=4`, training/distillation.py;
      function matching), the allocation candidates ranked by validation loss, and the final
