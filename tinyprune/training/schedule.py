@@ -2,7 +2,7 @@
 
 A pruned model fine-tuned at a constant Adam rate ends wherever the last batches left it;
 decaying the rate to zero over the run lets it settle (cosine annealing, Loshchilov & Hutter
-2017, "SGDR"; the schedule Torch-Pruning's and most pruning papers' fine-tunes use). The callback
+2017, "SGDR", a common schedule for fine-tuning after pruning). The callback
 reads the run's length from `fit` itself (epochs x steps per epoch), so it needs no arguments
 and works for `training.train` and `training.distill` alike. It does not change the optimizer,
 only its learning rate, and puts the starting rate back when training ends.
