@@ -103,6 +103,14 @@ def small_data(x_tr, y_tr):
                    y_tr[idx[SMALL_TRAIN:]])
 
 
+def full_data(x_tr, y_tr):
+    """The full-data rows' split: the first 59,000 training images to fine-tune on, the last 1,000
+    for validation."""
+    from tinyprune.load.data import Dataset
+
+    return Dataset("mnist-full", x_tr[:59000], y_tr[:59000], x_tr[59000:], y_tr[59000:])
+
+
 def test_accuracy(tflite: bytes, x_te, y_te, tflm_check: int, tflm_full: bool) -> dict:
     from firmware_export import tflm
     from tinyprune.quantize.parity import tflite_run
@@ -272,7 +280,7 @@ def main() -> None:
 
     x_tr, y_tr, x_te, y_te = load_mnist()
     dense_path = work / "dense.h5"
-    full = Dataset("mnist-full", x_tr[:59000], y_tr[:59000], x_tr[59000:], y_tr[59000:])
+    full = full_data(x_tr, y_tr)
     if dense_path.is_file():
         model = load_model(dense_path)
         training.compile_for(model, full)

@@ -13,12 +13,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from bench_budget_hard import load_mnist, small_data, test_accuracy, uniform_baseline  # noqa: E402
+from bench_budget_hard import full_data, load_mnist, small_data, test_accuracy, uniform_baseline  # noqa: E402
 
 
 def main() -> None:
     from tinyprune import training
-    from tinyprune.load.data import Dataset
     from tinyprune.load.model import load_model
     from tinyprune.quantize.int8 import quantize_int8
 
@@ -26,7 +25,7 @@ def main() -> None:
     points = sys.argv[2:] or ["small:0.25:0", "small:0.0625:0", "full:0.0625:0"]
     x_tr, y_tr, x_te, y_te = load_mnist()
     data = {"small": (small_data(x_tr, y_tr), 8),
-            "full": (Dataset("mnist-full", x_tr[:59000], y_tr[:59000], x_tr[59000:], y_tr[59000:]), 2)}
+            "full": (full_data(x_tr, y_tr), 2)}
     model = load_model(work / "dense.h5")
     training.compile_for(model, data["full"][0])
     dense = len(quantize_int8(model, x_tr, 64))

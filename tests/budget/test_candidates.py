@@ -321,3 +321,17 @@ def test_the_search_fine_tunes_with_the_schedule_it_is_given(digits):
                 assert all(b < a for a, b in zip(rec.seen, rec.seen[1:]))
             else:
                 assert len(set(rec.seen)) == 1
+
+
+def test_score_and_loss_is_evaluate_and_validation_loss_from_one_pass(digits):
+    """training.score_and_loss: the same two numbers as evaluate and validation_loss, for a
+    softmax head and a logits head."""
+    from tinyprune import training
+    from tinyprune.tfsetup import keras
+
+    ds = digits.subset(64, 48)
+    for activation in ("softmax", None):
+        model = keras.Sequential([keras.layers.Input(ds.x_train.shape[1:]), keras.layers.Flatten(),
+                                  keras.layers.Dense(10, activation=activation)])
+        training.compile_for(model, ds)
+        assert training.score_and_loss(model, ds) == (training.evaluate(model, ds), training.validation_loss(model, ds))

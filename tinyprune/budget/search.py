@@ -296,8 +296,8 @@ def _fine_tune(student, teacher, ds: Dataset, ds_scored: Dataset, labels: bool, 
                             description + " (distil)", quiet, callbacks_for(student), lr_schedule)
     done_l = _fine_tune_one(twin, teacher, ds, ds_scored, labels, epochs, batch_size, None,
                             description + " (labels)", quiet, callbacks_for(twin), lr_schedule)
-    score_d, score_l = training.evaluate(student, ds_scored), training.evaluate(twin, ds_scored)
-    loss_d, loss_l = training.validation_loss(student, ds_scored), training.validation_loss(twin, ds_scored)
+    (score_d, loss_d), (score_l, loss_l) = training.score_and_loss(student, ds_scored), \
+        training.score_and_loss(twin, ds_scored)
     winner, done = (student, done_d) if loss_d <= loss_l else (twin, done_l)
     return winner, {**done, "rule": "auto: the lower validation loss of distillation and labels only",
                     "validation": {"distill": round(score_d, 6), "labels": round(score_l, 6)},
@@ -603,7 +603,7 @@ def _choose_shape(current, teacher, graph, predictor: SizePredictor, sensitiviti
     def probe(pruned) -> tuple[float, float]:
         _fine_tune_one(pruned, teacher, probe_ds, probe_scored, labels, epochs, batch_size, None,
                        "allocation candidate", True, lr_schedule=lr_schedule)
-        return training.evaluate(pruned, ds_scored), training.validation_loss(pruned, ds_scored)
+        return training.score_and_loss(pruned, ds_scored)
 
     best, scored = candidates.choose(graph, predictor, sensitivities, limits, round_to, prune, probe)
     console.print("allocation: " + ", ".join(f"{c.name} {c.score:.4f} (loss {c.loss:.4f})" for c in scored)

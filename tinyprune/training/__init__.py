@@ -21,7 +21,8 @@ from tinyprune.training.limits import (DEFAULT_LR_SCHEDULE, DEFAULT_MIXUP, DEFAU
 
 # name -> the module that defines it; these modules start TensorFlow, so they load on first use
 _LAZY = {**{n: "finetune" for n in ("DEFAULT_LR", "RichProgress", "TrainResult", "compile_for", "ends_in_softmax",
-                                    "evaluate", "predict", "score", "train", "validation_loss")},
+                                    "evaluate", "predict", "score", "score_and_loss", "train",
+                                    "validation_loss")},
          **{n: "distillation" for n in ("DistillConfig", "DistillResult", "distill")},
          **{n: "schedule" for n in ("CosineDecay", "schedule_callbacks")},
          **{n: "seed" for n in ("SeedReport", "reproducible")}}

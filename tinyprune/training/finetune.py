@@ -119,7 +119,18 @@ def validation_loss(model, ds: Dataset) -> float:
     """The validation loss `compile_for` trains with, which early stopping watches: sparse
     cross-entropy for class labels (from probabilities clipped as Keras clips them, or from
     logits), else mean squared error. Finer than the score on a small validation set."""
-    out = predict(model, ds.x_val).astype(np.float64)
+    return _loss(model, predict(model, ds.x_val), ds)
+
+
+def score_and_loss(model, ds: Dataset) -> tuple[float, float]:
+    """(`evaluate`, `validation_loss`) from one pass over the validation data."""
+    out = predict(model, ds.x_val)
+    return score(out, ds.y_val), _loss(model, out, ds)
+
+
+def _loss(model, out: np.ndarray, ds: Dataset) -> float:
+    """`validation_loss` of the model's outputs `out` on ds.x_val."""
+    out = out.astype(np.float64)
     if not ds.is_classification:
         return float(np.mean((out.reshape(ds.y_val.shape) - ds.y_val) ** 2))
     out = out.reshape(len(out), -1)

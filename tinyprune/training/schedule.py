@@ -23,8 +23,8 @@ class CosineDecay(keras.callbacks.Callback):
     """Set the optimizer's learning rate before every batch to lr0 * (1 + cos(pi * t / T)) / 2,
     t the batch index over the whole run and T = epochs x steps per epoch: from the rate the
     model was compiled with down to zero at the last planned batch. Early stopping that ends
-    the run sooner leaves the rate wherever it was (the restored best weights do not depend
-    on it)."""
+    the run sooner ends it before the rate reaches zero (the restored best weights do not
+    depend on it); either way the compiled rate is put back when training ends."""
 
     def __init__(self):
         super().__init__()
