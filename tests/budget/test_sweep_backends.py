@@ -1,11 +1,12 @@
 """Sweeps on every backend: local serial, local worker processes and a real local Ray give
-the same points and files; a failed point is retried once, a killed worker too, the failure
-is recorded and every other point written; --resume skips finished points; --ray without
-Ray installed is refused. No mocks of TF, TFLM or Ray: the fault tests use the documented
+the same points and files; on a real two-node Ray cluster a failed point is retried once, a
+killed worker too, the failure is recorded and every other point written; --resume skips
+finished points; --ray without Ray installed is refused. No mocks of TF, TFLM or Ray: the fault tests use the documented
 TINYPRUNE_SWEEP_FAIL hook of tinyprune/budget/sweep_point.py."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from pathlib import Path
@@ -106,19 +107,26 @@ def test_ray_auto_without_a_cluster_exits_2_and_writes_nothing(tmp_path):
 
 def test_a_budget_that_cannot_be_met_is_recorded_once_and_a_raising_point_is_retried(digits, monkeypatch):
     """run_jobs on the serial backend: the infeasible budget is not retried (same inputs, same
-    answer); the point the hook makes raise is tried twice and its last reason kept."""
+    answer); the point the hook makes raise is tried twice and its last reason kept. The
+    infeasible point is on a board of a boards file that is not on this machine (as on a Ray
+    node): the point reads the text the driver shipped, so the budget is judged, not the file
+    found missing."""
     from tinyprune.budget.sweep import model_h5_bytes
     from tinyprune.budget.sweep_backends import SerialBackend, run_jobs
     from tinyprune.budget.sweep_point import SweepInputs
     from tinyprune.load.model import load_model
 
     monkeypatch.setenv(FAIL_ENV, "flash_50pct-seed0:raise")
-    inputs = SweepInputs(model_h5_bytes(load_model(DEMO_MODEL)), digits, {"epochs": 0})
+    boards = ('[[board]]\nname = "tiny-m4"\ncore = "cortex-m4f"\nclock_mhz = 48\nflash_kb = 1024\n'
+              'sram_kb = 256\nsource = "test board"\n')
+    inputs = SweepInputs(model_h5_bytes(load_model(DEMO_MODEL)), digits,
+                         {"epochs": 0, "boards_file": "/nonexistent/driver-only/boards.toml"}, boards_text=boards)
     seen = []
-    run_jobs(SerialBackend(), inputs, [PointSpec("1%", seed=0), PointSpec("50%", seed=0)],
+    run_jobs(SerialBackend(), inputs, [PointSpec("1%", "tiny-m4", seed=0), PointSpec("50%", seed=0)],
              lambda spec, outcome, earlier: seen.append((spec.id, outcome, earlier)))
     (id1, infeasible, earlier1), (id2, failed, earlier2) = seen
-    assert id1 == "flash_1pct-seed0" and infeasible.infeasible and earlier1 == []
+    assert id1 == "tiny-m4-flash_1pct-seed0" and earlier1 == []
+    assert infeasible.infeasible, infeasible.error  # not "no such boards file"
     assert "cannot be met" in infeasible.error and infeasible.report is None
     assert id2 == "flash_50pct-seed0" and not failed.ok and failed.attempt == 2
     assert len(earlier2) == 1 and "test hook" in earlier2[0] and "attempt 2" in failed.error
@@ -221,17 +229,56 @@ def test_local_and_ray_sweeps_give_the_same_points_and_files(tmp_path):
 
 # ---------------------------------------------------------------- faults on Ray, then --resume
 
+@contextlib.contextmanager
+def two_node_ray_cluster(**node_env: str):
+    """A real Ray cluster of two nodes (a head and a worker node, 1 CPU each: separate raylets
+    and object stores) on this machine, started with Ray's mini-cluster helper
+    (ray.cluster_utils.Cluster, from Ray's testing guide) and removed at the end; yields its
+    address, which a sweep reaches as it would a `ray start --head` cluster (`--ray ADDRESS`,
+    or RAY_ADDRESS with `--ray auto`). The nodes' processes get this process's environment
+    plus `node_env` (a real cluster's workers have their nodes' environment, not the driver's)."""
+    import shutil
+    import tempfile
+
+    from ray.cluster_utils import Cluster
+
+    temp_dir = tempfile.mkdtemp(prefix="tp-rc-")  # short: Ray puts Unix sockets there
+    os.mkdir(Path(temp_dir) / "ray")
+    # RAY_TMPDIR: the nodes' sessions and the cluster address file go here, not into /tmp/ray
+    node_env = {**node_env, "RAY_TMPDIR": temp_dir}
+    saved = {k: os.environ.get(k) for k in node_env}
+    os.environ.update(node_env)
+    cluster = Cluster()
+    try:
+        cluster.add_node(num_cpus=1, include_dashboard=False)  # the head
+        cluster.add_node(num_cpus=1)
+        cluster.wait_for_nodes()
+        yield cluster.address
+    finally:
+        cluster.shutdown()
+        for k, v in saved.items():
+            os.environ.pop(k) if v is None else os.environ.update({k: v})
+        shutil.rmtree(temp_dir, ignore_errors=True)
+
+
 @pytest.mark.slow
 def test_a_killed_ray_worker_is_retried_a_failing_point_recorded_and_resume_skips_finished(digits, tmp_path):
-    """On a board (the points' ids and budgets include it), 1 budget x 3 seeds on a local Ray
-    (no fine-tuning: faults, retries and resume do not depend on it)."""
+    """On a board (the points' ids and budgets include it), 1 budget x 3 seeds on an existing
+    two-node Ray cluster reached with `--ray auto` and RAY_ADDRESS (no fine-tuning: faults,
+    retries and resume do not depend on it); then resumed on local worker processes, then
+    in this process."""
     P = "rpi-pico-flash_30pct-"
     out = tmp_path / "sweep"
-    # seed1's worker is killed on its first attempt; seed2 raises on every attempt
-    hook = f"{P}seed1:exit:1,{P}seed2:raise"
-    proc, s = _sweep(out, "--ray", "--workers", "2", budgets="30%", seeds="0,1,2", boards="rpi-pico", epochs="0",
-                     env=_env(**{FAIL_ENV: hook}))
+    hook = f"{P}seed1:exit:1,{P}seed2:raise"  # seed1's worker is killed on its first attempt; seed2 always raises
+    with two_node_ray_cluster(**{FAIL_ENV: hook}) as address:
+        proc, s = _sweep(out, "--ray", "auto", budgets="30%", seeds="0,1,2", boards="rpi-pico", epochs="0",
+                         env=_env(RAY_ADDRESS=address))
     assert proc.returncode == 1, proc.stderr[-3000:]
+    backend = s["backend"]
+    assert backend["address"] == "auto" and backend["num_cpus"] is None and backend["cluster_cpus"] == 2
+    assert len(backend["node_ids"]) == 2 and backend["warmed_pids"] == []  # no warm-up on a cluster
+    assert {p["node"] for p in s["points"]} <= set(backend["node_ids"])  # each point records its node
+    assert all(p["node"] and p["pid"] != s["original"]["pid"] for p in s["points"])  # ran on the cluster
     assert "1 of 3 points failed" in proc.stderr and "--resume" in proc.stderr and "Traceback" not in proc.stderr
     st = s["status"]
     assert st[P + "seed0"]["status"] == "done" and st[P + "seed0"]["attempts"] == 1
@@ -272,5 +319,12 @@ def test_a_killed_ray_worker_is_retried_a_failing_point_recorded_and_resume_skip
     assert {v["status"] for v in s["status"].values()} == {"done"}
     assert [p["id"] for p in s["points"]] == [P + "seed0", P + "seed1", P + "seed2"]
     assert stamps == {pid: (out / pid / "report.json").stat().st_mtime_ns for pid in stamps}  # not re-run
+    assert s["original"]["computations"] == 1 and "original" in s["seconds"]
+
+    # nothing left to run: nothing is computed, the earlier run's original record is kept as such
+    again = sweep(model, digits, ["30%"], out, boards=["rpi-pico"], seeds=[0, 1, 2], epochs=0, resume=True,
+                  quiet=True).to_dict()
+    assert again["points"] == s["points"] and not again["sensitivity"] and "original" not in again["seconds"]
+    assert again["original"] == dict(s["original"], computed_in="an earlier run of this sweep", computations=0)
     with pytest.raises(ConfigError, match="another model, data or options"):
         sweep(model, digits, ["30%"], out, boards=["rpi-pico"], seeds=[0, 1, 2], epochs=2, resume=True, quiet=True)

@@ -40,7 +40,7 @@ from pathlib import Path
 from rich.console import Console
 
 from firmware_export.errors import OutputExistsError
-from firmware_export.files import check_writable, staged_dir, write_bytes, write_text
+from firmware_export.files import check_writable, read_user_text, staged_dir, write_bytes, write_text
 from tinyprune.budget.limits import parse_size
 from tinyprune.budget.sweep_backends import Backend, SerialBackend, run_jobs
 from tinyprune.budget.sweep_point import PointOutcome, PointSpec, SharedSensitivity, SweepInputs, sha256
@@ -73,6 +73,7 @@ class SweepPoint:
     keep: dict[str, int] = field(default_factory=dict)
     host: str = ""  # where the point ran (a Ray cluster: the node)
     pid: int = 0  # the process that ran it (a worker's; the sweep's own when serial)
+    node: str = ""  # the Ray node that ran it (one of sweep.json's backend.node_ids; "" off Ray)
 
 
 @dataclass
@@ -297,7 +298,7 @@ def _point_record(spec: PointSpec, outcome: PointOutcome, attempts: int) -> Swee
                       r["accuracy"]["tflm_accuracy"], r["accuracy"]["float_accuracy"], r["status"], spec.id,
                       r["seconds"]["total"], spec.id, spec.board, spec.seed, attempts, outcome.threads,
                       sha256(outcome.files.get("model_int8.tflite", b"")), cached, r["keep"], outcome.host,
-                      outcome.pid)
+                      outcome.pid, outcome.node)
 
 
 def _write_point(out_dir: Path, spec: PointSpec, outcome: PointOutcome) -> None:
@@ -404,7 +405,9 @@ def _run(model, ds: Dataset, budgets: list[str], out_dir: Path, board_names: lis
     done_before: dict[str, SweepPoint] = {}
     if old:
         result.original_bytes, result.original_accuracy = old.get("original_bytes"), old.get("original_accuracy")
-        result.original = old.get("original", {})  # replaced below when points remain to run
+        # the earlier run's facts, marked as not computed by this run; replaced below when points remain
+        if old.get("original"):
+            result.original = dict(old["original"], computed_in="an earlier run of this sweep", computations=0)
         for p in old.get("points", []):
             finished = old["status"].get(p["id"], {}).get("status") == "done"
             if finished and (out_dir / p["folder"] / "report.json").is_file():
@@ -445,7 +448,10 @@ def _run(model, ds: Dataset, budgets: list[str], out_dir: Path, board_names: lis
                            "pid": os.getpid(), "int8_bytes": len(orig.tflite), "tflite_sha256": sha256(orig.tflite),
                            "tflm_accuracy": orig.tflm_accuracy, "calibration": orig.calibration,
                            "seconds": orig.seconds}
-        inputs = SweepInputs(h5, ds, options, sens, unsafe_load, orig)
+        boards_text = None  # read here, shipped: a Ray node need not have the file
+        if options["boards_file"]:
+            boards_text = read_user_text(options["boards_file"], "boards file", "a TOML file with [[board]] tables")
+        inputs = SweepInputs(h5, ds, options, sens, unsafe_load, orig, boards_text)
     save()
 
     from rich.progress import Progress
@@ -482,7 +488,7 @@ def _run(model, ds: Dataset, budgets: list[str], out_dir: Path, board_names: lis
     result.seconds["total"] = round(time.perf_counter() - t_all, 2)
     if result.sensitivity:
         result.seconds["sensitivity"] = result.sensitivity["seconds"]
-    if result.original:
+    if result.original.get("computations"):  # time spent in this run only
         result.seconds["original"] = result.original["seconds"]
     save()
     write_text(out_dir / "sweep.md", render_markdown(result), force=True)

@@ -212,8 +212,11 @@ def _ray_point(inputs: SweepInputs, spec: PointSpec, attempt: int) -> PointOutco
     """The Ray task: run one point with as many TensorFlow threads as CPUs Ray assigned it."""
     import ray
 
-    cpus = ray.get_runtime_context().get_assigned_resources().get("CPU", 1.0)
-    return run_point(inputs, spec, attempt, threads=max(1, int(cpus)))
+    context = ray.get_runtime_context()
+    cpus = context.get_assigned_resources().get("CPU", 1.0)
+    outcome = run_point(inputs, spec, attempt, threads=max(1, int(cpus)))
+    outcome.node = context.get_node_id()
+    return outcome
 
 
 def _ray_warm_up() -> int:
@@ -245,6 +248,7 @@ class RayBackend:
         self.capacity = 1 << 30  # Ray queues every task and runs as many as the CPUs allow
         self._refs: dict = {}
         self.cluster_cpus: float | None = None
+        self.node_ids: list[str] = []  # the cluster's live nodes at open (a point's `node` is one of them)
         self.start_seconds = self.close_seconds = 0.0  # ray.init + ray.put; ray.shutdown
         self._session_dir: str | None = None  # the local Ray's logs and sockets, removed at close
         self._warm_refs: list = []  # warm-up tasks of a local Ray
@@ -267,6 +271,7 @@ class RayBackend:
                 raise ConfigError(f"--ray {self.address}: cannot connect to a Ray cluster ({e}); start one "
                                   "with `ray start --head` or give its address") from None
         self.cluster_cpus = ray.cluster_resources().get("CPU")
+        self.node_ids = sorted(n["NodeID"] for n in ray.nodes() if n.get("Alive"))
         slots = int((self.cluster_cpus or 1) // self.cpus_per_point) if self.address == "local" else 0
         warm = ray.remote(_ray_warm_up).options(num_cpus=self.cpus_per_point, max_retries=0)
         self._warm_refs = [warm.remote() for _ in range(slots)]  # not waited for: points queue behind them
@@ -311,7 +316,7 @@ class RayBackend:
 
     def describe(self) -> dict:
         return {"backend": self.name, "address": self.address, "num_cpus": self.num_cpus,
-                "cluster_cpus": self.cluster_cpus, "cpus_per_point": self.cpus_per_point,
+                "cluster_cpus": self.cluster_cpus, "node_ids": self.node_ids, "cpus_per_point": self.cpus_per_point,
                 "start_seconds": self.start_seconds, "close_seconds": self.close_seconds,
                 "session_dir": self._session_dir, "warmed_pids": self.warmed_pids}
 

@@ -11,7 +11,8 @@ in this process, in a local worker process or on a Ray node of another machine.
 Before any TensorFlow work the point caps TensorFlow's threads to the CPUs it was given
 (`configure_threads`, through TINYPRUNE_TF_THREADS in tinyprune/tfsetup.py: the one place) and
 its TFLM runs to as many child processes (TINYPRUNE_TFLM_PROCESSES, read by firmware_export/tflm.py),
-and writes the driver's sensitivity measurement into this machine's cache
+writes the sweep's `--boards-file` (shipped as text) into its temporary folder, so that a node
+without the file sees the same boards, and writes the driver's sensitivity measurement into this machine's cache
 (TINYPRUNE_CACHE), under the key `prune_for_budget` looks up, so the pass is not repeated;
 the original's facts go to `prune_for_budget(precomputed=...)`, so neither the original's
 conversion nor its TFLM run on the validation data is repeated either.
@@ -87,6 +88,7 @@ class SweepInputs:
     sensitivity: SharedSensitivity | None = None
     unsafe_load: bool = False
     original: OriginalFacts | None = None  # the driver's search.original_facts (budget/original.py: no TF)
+    boards_text: str | None = None  # the --boards-file's text: a node need not have the file
 
 
 @dataclass
@@ -102,6 +104,7 @@ class PointOutcome:
     threads: int | None = None  # TensorFlow intra-op threads the point ran with
     host: str = ""
     pid: int = 0
+    node: str = ""  # the Ray node that ran it (on Ray; "" otherwise)
     seconds: float = 0.0
 
     @property
@@ -183,11 +186,15 @@ def run_point(inputs: SweepInputs, spec: PointSpec, attempt: int = 1, threads: i
             model_path.write_bytes(inputs.model_h5)
             model = load_model(model_path, unsafe=inputs.unsafe_load)
             _prewarm(inputs.sensitivity)
+            options = dict(inputs.options)
+            if inputs.boards_text is not None and options.get("boards_file"):
+                shipped = Path(tmp) / Path(options["boards_file"]).name  # the same name in messages
+                shipped.write_text(inputs.boards_text)
+                options["boards_file"] = str(shipped)
             folder = Path(tmp) / "point"
             try:
                 result = prune_for_budget(model, inputs.data, folder, flash_budget=spec.budget, board=spec.board,
-                                          seed=spec.seed, quiet=True, precomputed=inputs.original,
-                                          **inputs.options)
+                                          seed=spec.seed, quiet=True, precomputed=inputs.original, **options)
             except BudgetError as e:
                 out.error, out.infeasible = str(e), True
                 return out
