@@ -154,6 +154,15 @@ def arena_bound(model: TfliteModel, report: ArenaReport, kernels: str = "cmsis-n
     return ArenaBound(report.host_bytes, report.target_bytes, extra, slack, kernels, isa)
 
 
+PORTABLE_CORES = ("cortex-m4f", "cortex-m0plus")  # one core per instruction-set class but Helium (MVE)
+
+
+def arena_bound_portable(model: TfliteModel, report: ArenaReport, kernels: str = "cmsis-nn") -> ArenaBound:
+    """The largest bound over the cores without Helium (Cortex-M0+ to M7/M33): the arena figure
+    of an exported header (Helium cores get their own, cexport.py) and of a budget without a board."""
+    return max((arena_bound(model, report, kernels, core) for core in PORTABLE_CORES), key=lambda b: b.bound_bytes)
+
+
 def arena_bound_any_core(model: TfliteModel, report: ArenaReport, kernels: str = "cmsis-nn") -> ArenaBound:
     """The largest bound over the instruction-set classes (for a header that runs on any core)."""
     bounds = [arena_bound(model, report, kernels, core) for core in ("cortex-m4f", "cortex-m55", "cortex-m0plus")]

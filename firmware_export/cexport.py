@@ -42,7 +42,7 @@ from pathlib import Path
 
 from firmware_export import ops as ops_mod
 from firmware_export import tflm
-from firmware_export.arena_bound import ArenaBound, arena_bound
+from firmware_export.arena_bound import ArenaBound, arena_bound, arena_bound_portable
 from firmware_export.errors import ConfigError, TfliteFormatError
 from firmware_export.files import check_writable, read_user_text, staged_dir
 from firmware_export.tflite_model import Tensor, TfliteModel, parse_tflite, read_tflite
@@ -371,8 +371,7 @@ def export_c(model: bytes | str | Path, out_dir: str | Path, name: str = "model"
     if not m.inputs or not m.outputs:
         raise TfliteFormatError(f"{source} has no input or output tensor; re-export it from the converter")
     arena = tflm.measure_arena(m.data)
-    bound = max((arena_bound(m, arena, "cmsis-nn", core) for core in ("cortex-m4f", "cortex-m0plus")),
-                key=lambda b: b.bound_bytes)
+    bound = arena_bound_portable(m, arena)
     arena_bytes = arena_constant(bound.bound_bytes)
     mve = arena_constant(arena_bound(m, arena, "cmsis-nn", "cortex-m55").bound_bytes)
     mve_bytes = mve if mve > arena_bytes else None

@@ -47,7 +47,8 @@ from rich.console import Console
 
 from firmware_export import tflm
 from firmware_export.boards import DEFAULT_BOARDS, Board, select_boards
-from firmware_export.estimate import fit_model, flash_bytes, ram_overhead_bytes
+from firmware_export.arena_bound import arena_bound_portable
+from firmware_export.estimate import board_arena_bytes, fit_model, flash_bytes, ram_overhead_bytes
 from firmware_export.files import check_writable, staged_dir
 from firmware_export.compress import EXPERIMENTAL_NOTE
 from firmware_export.tflite_model import parse_tflite
@@ -81,7 +82,7 @@ class Measured:
     """Facts of one int8 artifact (`int8_bytes` is the flash the model takes)."""
 
     int8_bytes: int
-    arena_bytes: int  # 32-bit TFLM arena
+    arena_bytes: int  # 32-bit TFLM arena: the upper bound fit and the header use (see measure)
     ram_bytes: int  # arena + interpreter + stack (firmware_export.estimate)
     latency_ms: float | None  # estimated on the budget's board (None without a board)
     macs: int
@@ -136,17 +137,23 @@ def artifact(model, ds: Dataset, calibration: int, chosen: dict | None = None, b
 
 
 def measure(tflite: bytes, board: Board | None) -> Measured:
-    """Bytes, 32-bit arena, RAM and (with a board) estimated latency of an int8 .tflite."""
+    """Bytes, 32-bit arena, RAM and (with a board) estimated latency of an int8 .tflite.
+
+    The arena is the figure `tinyprune fit` and the exported header use, so that a budget met
+    here is met there: the upper bound for the board's core and kernels (arena_bound.py), and
+    without a board the bound over the cores without Helium (the header's constant)."""
     model = parse_tflite(tflite)
-    arena = tflm.measure_arena(tflite)
+    report = tflm.measure_arena(tflite)
+    arena = board_arena_bytes(model, report, board) if board is not None else \
+        arena_bound_portable(model, report).bound_bytes
     latency = None
     if board is not None:
-        latency = fit_model(model, [board], arena=arena).results[0].latency_ms
+        latency = fit_model(model, [board], arena=report).results[0].latency_ms
     from firmware_export.costmodel import model_cost
 
     code = flash_bytes(model, board.kernels)[0] if board is not None else 0
-    return Measured(len(tflite), arena.target_bytes, arena.target_bytes + ram_overhead_bytes(model), latency,
-                    int(model_cost(model).total_macs), arena.head_bytes, code)
+    return Measured(len(tflite), arena, arena + ram_overhead_bytes(model), latency,
+                    int(model_cost(model).total_macs), report.head_bytes, code)
 
 
 
@@ -731,7 +738,7 @@ def write_result(run: BudgetRun) -> BudgetResult:
         same = bool(np.array_equal(tflm.run(run.final_tflite, ds.x_val), tflm.run(run.compressed_from, ds.x_val)))
         compression = {"method": "tflm-decode", "layers": run.compress_layers, "bits": run.bits,
                        "int8_bytes": len(run.compressed_from), "compressed_bytes": len(run.final_tflite),
-                       "arena_bytes_int8": tflm.measure_arena(run.compressed_from).target_bytes,
+                       "arena_bytes_int8": measure(run.compressed_from, run.budget.board).arena_bytes,
                        "arena_bytes_compressed": run.final.arena_bytes,
                        "tflm_outputs_bit_identical": same, "note": EXPERIMENTAL_NOTE}
     original_tflm = parity.tflm_accuracy
