@@ -30,7 +30,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from firmware_export.arena_bound import arena_bound
+from firmware_export.arena_bound import arena_bound, arena_bound_portable
 from firmware_export.boards import KB, Board
 from firmware_export.costmodel import ELEMENTWISE, ModelCost, OpCost, model_cost
 from firmware_export.flash_model import estimate_flash
@@ -357,6 +357,15 @@ def board_arena_bytes(model: TfliteModel, arena: ArenaReport | int, board: Board
     if isinstance(arena, ArenaReport):
         return arena_bound(model, arena, board.kernels, board.core).bound_bytes
     return int(arena)
+
+
+def arena_figure(model: TfliteModel, report: ArenaReport, board: Board | None = None) -> int:
+    """The 32-bit arena a model is held to: the bound for `board`'s core and kernels, as fit
+    counts it (board_arena_bytes), or without a board the exported header's figure
+    (arena_bound_portable: the bound over the cores without Helium)."""
+    if board is not None:
+        return board_arena_bytes(model, report, board)
+    return arena_bound_portable(model, report).bound_bytes
 
 
 def fit_board(model: TfliteModel, cost: ModelCost, arena_bytes: int, board: Board,

@@ -47,8 +47,7 @@ from rich.console import Console
 
 from firmware_export import tflm
 from firmware_export.boards import DEFAULT_BOARDS, Board, select_boards
-from firmware_export.arena_bound import arena_bound_portable
-from firmware_export.estimate import board_arena_bytes, fit_model, flash_bytes, ram_overhead_bytes
+from firmware_export.estimate import arena_figure, fit_model, flash_bytes, ram_overhead_bytes
 from firmware_export.files import check_writable, staged_dir
 from firmware_export.compress import EXPERIMENTAL_NOTE
 from firmware_export.tflite_model import parse_tflite
@@ -146,11 +145,10 @@ def measure(tflite: bytes, board: Board | None) -> Measured:
     without a board the bound over the cores without Helium (the header's constant)."""
     model = parse_tflite(tflite)
     report = tflm.measure_arena(tflite)
-    arena = board_arena_bytes(model, report, board) if board is not None else \
-        arena_bound_portable(model, report).bound_bytes
+    arena = arena_figure(model, report, board)
     latency = None
     if board is not None:
-        latency = fit_model(model, [board], arena=report).results[0].latency_ms
+        latency = fit_model(model, [board], arena=arena).results[0].latency_ms  # the figure, not re-bounded
     from firmware_export.costmodel import model_cost
 
     code = flash_bytes(model, board.kernels)[0] if board is not None else 0
@@ -740,7 +738,8 @@ def write_result(run: BudgetRun) -> BudgetResult:
         same = bool(np.array_equal(tflm.run(run.final_tflite, ds.x_val), tflm.run(run.compressed_from, ds.x_val)))
         compression = {"method": "tflm-decode", "layers": run.compress_layers, "bits": run.bits,
                        "int8_bytes": len(run.compressed_from), "compressed_bytes": len(run.final_tflite),
-                       "arena_bytes_int8": measure(run.compressed_from, run.budget.board).arena_bytes,
+                       "arena_bytes_int8": arena_figure(parse_tflite(run.compressed_from),
+                                                        tflm.measure_arena(run.compressed_from), run.budget.board),
                        "arena_bytes_compressed": run.final.arena_bytes,
                        "tflm_outputs_bit_identical": same, "note": EXPERIMENTAL_NOTE}
     original_tflm = parity.tflm_accuracy
