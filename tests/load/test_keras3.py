@@ -296,6 +296,21 @@ def test_cli_structured_on_a_keras3_sequential_file(K, tk, k3_files, tmp_path):
 
 
 @pytest.mark.slow
+def test_run_on_a_keras3_file_writes_the_keras3_copy(K, tk, k3_files, tmp_path):
+    """`tinyprune run` writes the layout every job writes: with a Keras 3 input, OUT/model_keras3.keras
+    beside OUT/model.h5 (it wrote only model.h5 before the writers were shared)."""
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(f'[model]\npath = "{k3_files["sequential"]}"\n[data]\nsource = "digits"\n'
+                   '[prune]\nmethod = "structured"\nratio = 0.3\nepochs = 1\n[fit]\nboards = ["rpi-pico"]\n')
+    out = tmp_path / "out"
+    proc = run_cli(["run", str(cfg), "-o", str(out), "--json", "--quiet"])
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    original = K.saving.load_model(k3_files["sequential"])
+    _check_keras3_output(K, tk, out, (8, 8, 1), smaller_than=original.count_params())
+    assert "model_keras3.keras" in json.loads(proc.stdout)["files"]
+
+
+@pytest.mark.slow
 def test_cli_flash_budget_on_a_keras3_functional_file(K, tk, k3_files, tmp_path):
     """Also the end-to-end regression test of the forked arena probe: this run failed with "reports an
     arena it cannot allocate" while the probe's child garbage-collected the parent's TensorFlow objects

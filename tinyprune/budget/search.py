@@ -58,7 +58,8 @@ from tinyprune.budget.allocation import Allocation, Limits, allocate, smallest
 from tinyprune.budget.limits import ALLOCATIONS, IMPORTANCES, Budget, check_job
 from tinyprune.budget.original import OriginalFacts
 from tinyprune.load.data import Dataset
-from tinyprune.load.keras3 import KERAS3_FILE, as_tf_keras, save_keras3, wants_keras3
+from tinyprune.load.keras3 import as_tf_keras, wants_keras3
+from tinyprune.pipeline.outputs import REPORT_FILE, TFLITE_FILE, save_model, write_report
 from tinyprune.errors import BudgetError, ConfigError
 from tinyprune.budget.predictor import SizePredictor
 from tinyprune.quantize.int8 import quantize_int8
@@ -761,10 +762,8 @@ def write_result(run: BudgetRun) -> BudgetResult:
                           compression=compression, choices=run.choices, steps=run.steps, seed=run.seed,
                           labels=run.labels)
     with staged_dir(run.out_dir, force=run.force) as tmp:
-        run.final_model.save(tmp / "model.h5", include_optimizer=False)
-        if wants_keras3(run.original_model):  # the input was Keras 3: the pruned float model as Keras 3 too
-            save_keras3(run.final_model, tmp / KERAS3_FILE)
-        (tmp / "model_int8.tflite").write_bytes(run.compressed_from or run.final_tflite)
+        save_model(tmp, run.final_model, wants_keras3(run.original_model))
+        (tmp / TFLITE_FILE).write_bytes(run.compressed_from or run.final_tflite)
         if run.compressed_from is not None:
             (tmp / "model_int8_lut.tflite").write_bytes(run.final_tflite)
         export_c(run.final_tflite, tmp / "firmware", name=run.name)
@@ -772,8 +771,8 @@ def write_result(run: BudgetRun) -> BudgetResult:
             (tmp / "sensitivity.json").write_text(json.dumps(run.sens.to_dict(), indent=2) + "\n")
             run.sens.plot(tmp / "sensitivity.png")
         result.files = sorted(str(p.relative_to(tmp)) for p in tmp.rglob("*") if p.is_file()) + \
-            ["report.json", "report.md"]
-        (tmp / "report.json").write_text(json.dumps(result.to_dict(), indent=2) + "\n")
+            [REPORT_FILE, "report.md"]
+        write_report(tmp, result.to_dict())
         (tmp / "report.md").write_text(render_markdown(result))
     render_console(result, console)
     fit.render(console)

@@ -46,6 +46,7 @@ from tinyprune.budget.sweep_backends import Backend, SerialBackend, run_jobs
 from tinyprune.budget.sweep_point import PointOutcome, PointSpec, SharedSensitivity, SweepInputs, sha256
 from tinyprune.errors import BudgetError, ConfigError
 from tinyprune.load.data import Dataset
+from tinyprune.pipeline.outputs import MODEL_FILE, REPORT_FILE, TFLITE_FILE, write_report
 
 SWEEP_FORMAT = 2  # sweep.json layout version
 
@@ -258,7 +259,7 @@ def render_markdown(result: SweepResult) -> str:
 def model_h5_bytes(model) -> bytes:
     """The model as .h5 bytes: what every point loads (the same bytes on every backend)."""
     with tempfile.TemporaryDirectory(prefix="tinyprune-sweep-") as tmp:
-        path = Path(tmp) / "model.h5"
+        path = Path(tmp) / MODEL_FILE
         model.save(path, include_optimizer=False)
         return path.read_bytes()
 
@@ -297,7 +298,7 @@ def _point_record(spec: PointSpec, outcome: PointOutcome, attempts: int) -> Swee
     return SweepPoint(spec.budget, r["targets"]["flash_bytes"], r["final"]["int8_bytes"], r["final"]["arena_bytes"],
                       r["accuracy"]["tflm_accuracy"], r["accuracy"]["float_accuracy"], r["status"], spec.id,
                       r["seconds"]["total"], spec.id, spec.board, spec.seed, attempts, outcome.threads,
-                      sha256(outcome.files.get("model_int8.tflite", b"")), cached, r["keep"], outcome.host,
+                      sha256(outcome.files.get(TFLITE_FILE, b"")), cached, r["keep"], outcome.host,
                       outcome.pid, outcome.node)
 
 
@@ -309,7 +310,7 @@ def _write_point(out_dir: Path, spec: PointSpec, outcome: PointOutcome) -> None:
         for rel, data in outcome.files.items():
             (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
             (tmp / rel).write_bytes(data)
-        (tmp / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+        write_report(tmp, report)
 
 
 def _prepare_folder(out_dir: Path, force: bool, resume: bool, key: str) -> dict | None:
@@ -410,7 +411,7 @@ def _run(model, ds: Dataset, budgets: list[str], out_dir: Path, board_names: lis
             result.original = dict(old["original"], computed_in="an earlier run of this sweep", computations=0)
         for p in old.get("points", []):
             finished = old["status"].get(p["id"], {}).get("status") == "done"
-            if finished and (out_dir / p["folder"] / "report.json").is_file():
+            if finished and (out_dir / p["folder"] / REPORT_FILE).is_file():
                 done_before[p["id"]] = SweepPoint(**p)
     for s in specs:
         st = "done" if s.id in done_before else "pending"
@@ -436,8 +437,8 @@ def _run(model, ds: Dataset, budgets: list[str], out_dir: Path, board_names: lis
             from tinyprune.load.model import load_model
 
             with tempfile.TemporaryDirectory(prefix="tinyprune-sweep-") as tmp:
-                (Path(tmp) / "model.h5").write_bytes(h5)
-                shipped = load_model(Path(tmp) / "model.h5", unsafe=unsafe_load)  # what the points load
+                (Path(tmp) / MODEL_FILE).write_bytes(h5)
+                shipped = load_model(Path(tmp) / MODEL_FILE, unsafe=unsafe_load)  # what the points load
             sens = shared_sensitivity(shipped, ds, importance, round_to, quiet=True)
         result.sensitivity = {"shared": True, "cache_entry": sens.filename, "seconds": sens.seconds}
         with console.status("converting and scoring the original model once for every point"):

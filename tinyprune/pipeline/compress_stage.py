@@ -19,6 +19,7 @@ import numpy as np
 
 from tinyprune.errors import ConfigError
 from tinyprune.metrics import top1
+from tinyprune.pipeline.outputs import TFLITE_FILE
 
 COMPRESSED_FILE = {"lut": "model_int8_lut.tflite", "prune": "model_int8_prune.tflite",
                    "auto": "model_int8_compressed.tflite"}
@@ -67,9 +68,9 @@ def magnitude_artifacts(settings, pruned, ds, train, report: dict, quiet: bool
     int8 = quantize_int8(to_convert, ds.x_train)
     int8_arena = measure_arena(int8)
     int8_acc, _ = tflm_accuracy(int8, ds)
-    rows = [FlashRow("pruned" + (" (PQAT)" if settings.pqat else ""), "model_int8.tflite", len(int8), len(int8),
+    rows = [FlashRow("pruned" + (" (PQAT)" if settings.pqat else ""), TFLITE_FILE, len(int8), len(int8),
                      int8_arena.target_bytes, int8_acc)]
-    files = {"model_int8.tflite": int8}
+    files = {TFLITE_FILE: int8}
     report = {**report, "accuracy_int8_tflm": int8_acc, "int8_bytes": len(int8),
               "arena_bytes_host": int8_arena.host_bytes, "arena_bytes_target32": int8_arena.target_bytes}
     if settings.compress != "none":
@@ -94,7 +95,7 @@ def compress_artifact(model, int8: bytes, ds, method: str, bits: int, epochs: in
     info: dict[str, Any] = {}
     rows: list[FlashRow] = []
     files: dict[str, bytes] = {}
-    source, source_file = int8, "model_int8.tflite"
+    source, source_file = int8, TFLITE_FILE
     if method != "prune":
         from tinyprune.prune.clustering import cluster_model
         from tinyprune.quantize.int8 import quantize_int8

@@ -14,8 +14,9 @@ One layout for every job (`tinyprune prune <method>`, `prune budget`, `run`, eac
     OUT/sweep.json, pareto.png, one folder per point                           sweep
 
 Every folder is built in a temporary folder beside OUT and renamed into place, so a failed run
-leaves nothing, and an existing OUT is replaced only with --force. This module writes; it does
-not prune or decide anything.
+leaves nothing, and an existing OUT is replaced only with --force. The file names of the layout
+and the writers of its common files (`save_model`, `write_report`) live here, and every job
+writes them through these; this module writes, it does not prune or decide anything.
 """
 
 from __future__ import annotations
@@ -58,6 +59,19 @@ def _jsonable(obj):
     return obj
 
 
+def save_model(folder: Path, model, keras3: bool) -> None:
+    """FOLDER/model.h5 (tf_keras, no optimizer state) and, when `keras3` (the input was a Keras 3
+    model: `load.keras3.wants_keras3`), the same model as FOLDER/model_keras3.keras."""
+    model.save(folder / MODEL_FILE, include_optimizer=False)
+    if keras3:
+        save_keras3(model, folder / KERAS3_FILE)
+
+
+def write_report(folder: Path, report: dict) -> None:
+    """FOLDER/report.json: `report` as indented JSON (numpy scalars and paths made plain)."""
+    (folder / REPORT_FILE).write_text(json.dumps(_jsonable(report), indent=2) + "\n")
+
+
 def write_prune_outputs(out_dir: str | Path, model, report: dict, x_calib: np.ndarray | None = None,
                         force: bool = False, num_calibration: int = 300,
                         extra_files: dict[str, bytes] | None = None, inputs: tuple = (),
@@ -84,14 +98,12 @@ def write_prune_outputs(out_dir: str | Path, model, report: dict, x_calib: np.nd
         report = {**report, "int8_bytes": len(tflite), "arena_bytes_host": arena.host_bytes,
                   "arena_bytes_target32": arena.target_bytes}
     with staged_dir(out_dir, force=force, inputs=inputs) as tmp:
-        model.save(tmp / MODEL_FILE, include_optimizer=False)
-        if wants_keras3(model, report=report) if keras3 is None else keras3:
-            save_keras3(model, tmp / KERAS3_FILE)  # the input was Keras 3: a Keras 3 copy of model.h5
+        save_model(tmp, model, wants_keras3(model, report=report) if keras3 is None else keras3)
         if tflite is not None:
             (tmp / TFLITE_FILE).write_bytes(tflite)
         for name, data in (extra_files or {}).items():
             (tmp / name).write_bytes(data)
-        (tmp / REPORT_FILE).write_text(json.dumps(_jsonable(report), indent=2) + "\n")
+        write_report(tmp, report)
     return PruneOutputs(out_dir, out_dir / MODEL_FILE, out_dir / TFLITE_FILE if tflite else None,
                         out_dir / REPORT_FILE, len(tflite) if tflite else None,
                         arena.target_bytes if arena else None)

@@ -26,7 +26,7 @@ from rich.markup import escape
 
 from firmware_export.files import check_writable, staged_dir
 from tinyprune.pipeline.config import BudgetRequest, RunConfig
-from tinyprune.pipeline.outputs import MODEL_FILE
+from tinyprune.pipeline.outputs import MODEL_FILE, REPORT_FILE, TFLITE_FILE, save_model, write_report
 
 
 @dataclass
@@ -75,6 +75,7 @@ def run_pipeline(cfg: RunConfig, force: bool = False, console: Console | None = 
     from firmware_export.estimate import fit_model
     from tinyprune import training
     from tinyprune.load.data import load_data
+    from tinyprune.load.keras3 import wants_keras3
     from tinyprune.load.model import load_model
     from tinyprune.quantize.parity import parity_report
     from tinyprune.quantize.int8 import quantize_aware, quantize_int8
@@ -120,8 +121,8 @@ def run_pipeline(cfg: RunConfig, force: bool = False, console: Console | None = 
                        prune=pruned.report, seed=seeded.to_dict())
     with staged_dir(out_dir, force=force, inputs=inputs) as tmp:
         with _timed(times, "export"):
-            pruned.model.save(tmp / MODEL_FILE, include_optimizer=False)
-            (tmp / "model_int8.tflite").write_bytes(int8)
+            save_model(tmp, pruned.model, wants_keras3(model, pruned.model))
+            (tmp / TFLITE_FILE).write_bytes(int8)
             export_c(int8, tmp / "firmware", name=cfg.export.name)
         with _timed(times, "fit"):
             report = fit_model(int8, boards)
@@ -129,8 +130,8 @@ def run_pipeline(cfg: RunConfig, force: bool = False, console: Console | None = 
             (tmp / "fit.json").write_text(report.to_json() + "\n")
         result.files = sorted(str(p.relative_to(tmp)) for p in tmp.rglob("*") if p.is_file())
         result.seconds = times
-        (tmp / "report.json").write_text(json.dumps(result.to_dict(), indent=2) + "\n")
-    result.files = sorted(result.files + ["report.json"])
+        write_report(tmp, result.to_dict())
+    result.files = sorted(result.files + [REPORT_FILE])
     _print_summary(result, console)
     parity.render(console)
     report.render(console)
