@@ -6,9 +6,10 @@ tinyprune that needs TensorFlow, tf_keras or tfmot imports them from here:
 
     from tinyprune.tfsetup import tf, keras, tfmot
 
-This module also quiets TensorFlow's C++ logging, and caps TensorFlow's thread pools when
-TINYPRUNE_TF_THREADS=N is set (intra- and inter-op, before TensorFlow starts: the only
-moment they can be set; sweep workers use it to stay within the CPUs they were given). It does not load models or data.
+This module also quiets TensorFlow's C++ logging (TF_CPP_MIN_LOG_LEVEL, unless set), and caps
+TensorFlow's thread pools when TINYPRUNE_TF_THREADS=N is set (intra- and inter-op, before
+TensorFlow starts: the only moment they can be set; sweep workers use it to stay within the
+CPUs they were given). It does not load models or data.
 Importing it costs about 5 s, so the CLI imports Keras-side modules only inside commands
 that need them; `firmware_export` never imports this module.
 """
@@ -17,7 +18,11 @@ import os
 import warnings
 
 os.environ["TF_USE_LEGACY_KERAS"] = "1"
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # hide INFO and WARNING from the C++ side
+# Hide INFO, WARNING and ERROR lines of the C++ side (a failure reaches Python as an exception
+# either way). TensorFlow 2.21's tf.data logs a harmless ERROR per training run ("NodeDef mentions
+# attribute use_unbounded_threadpool which is not in the op definition"), which would otherwise
+# reach the terminal of every `--quiet` sweep and budget run. Set TF_CPP_MIN_LOG_LEVEL=0 to see them.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 # tinyprune trains small models on the CPU; without this TF probes for CUDA and logs an error.
 os.environ.setdefault("CUDA_VISIBLE_DEVICES", "-1")
 
