@@ -331,8 +331,8 @@ def test_cli_flash_budget_on_a_keras3_functional_file(K, tk, k3_files, tmp_path)
 @pytest.mark.parametrize("name", ["sequential", "functional", "functional_h5"])
 def test_library_jobs_on_keras3_models(K, tk, k3_files, digits, tmp_path, name):
     """Structured (in memory), magnitude (file, write_prune_outputs), for the Sequential pruning
-    at init (in memory), the flash budget (in memory; the .h5 copy of the functional model skips
-    it): each gives a Keras 3 model equal to the tf_keras result."""
+    at init (in memory) and a one-point sweep, the flash budget (in memory; the .h5 copy of the
+    functional model skips it): each gives a Keras 3 model equal to the tf_keras result."""
     from tinyprune.load.keras3 import came_from_keras3, to_keras3
     from tinyprune.load.model import load_model
     from tinyprune.pipeline.outputs import write_prune_outputs
@@ -368,6 +368,13 @@ def test_library_jobs_on_keras3_models(K, tk, k3_files, digits, tmp_path, name):
                              use_cache=False, importance="l1", allocation="sensitivity")
         assert r.status == "pruned"
         _check_keras3_output(K, tk, tmp_path / "budget", (8, 8, 1), smaller_than=in_memory.count_params())
+
+    if name == "sequential":  # a sweep point loads the driver's .h5 bytes: it is told the input was Keras 3
+        from tinyprune.budget.sweep import sweep
+
+        result = sweep(in_memory, ds, ["60%"], tmp_path / "sweep", epochs=1, quiet=True)
+        _check_keras3_output(K, tk, tmp_path / "sweep" / result.points[0].folder, (8, 8, 1),
+                             smaller_than=in_memory.count_params())
 
 
 @pytest.fixture(scope="module")

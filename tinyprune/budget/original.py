@@ -20,3 +20,4 @@ class OriginalFacts:
     tflm_accuracy: float | None  # None without class labels (as the report has it)
     calibration: int
     seconds: float = 0.0
+    keras3: bool = False  # the original came from Keras 3: the job also writes OUT/model_keras3.keras

@@ -762,7 +762,8 @@ def write_result(run: BudgetRun) -> BudgetResult:
                           compression=compression, choices=run.choices, steps=run.steps, seed=run.seed,
                           labels=run.labels)
     with staged_dir(run.out_dir, force=run.force) as tmp:
-        save_model(tmp, run.final_model, wants_keras3(run.original_model))
+        save_model(tmp, run.final_model, wants_keras3(run.original_model) or bool(run.precomputed and
+                                                                                   run.precomputed.keras3))
         (tmp / TFLITE_FILE).write_bytes(run.compressed_from or run.final_tflite)
         if run.compressed_from is not None:
             (tmp / "model_int8_lut.tflite").write_bytes(run.final_tflite)

@@ -443,8 +443,10 @@ def _run(model, ds: Dataset, budgets: list[str], out_dir: Path, board_names: lis
         result.sensitivity = {"shared": True, "cache_entry": sens.filename, "seconds": sens.seconds}
         with console.status("converting and scoring the original model once for every point"):
             from tinyprune.budget.search import original_facts
+            from tinyprune.load.keras3 import wants_keras3
 
             orig = original_facts(shipped, ds)  # at prune_for_budget's default calibration, as the points use
+            orig.keras3 = wants_keras3(model)  # the points load .h5 bytes: they are told the input was Keras 3
         result.original = {"shared": True, "computed_in": "driver", "computations": 1, "host": socket.gethostname(),
                            "pid": os.getpid(), "int8_bytes": len(orig.tflite), "tflite_sha256": sha256(orig.tflite),
                            "tflm_accuracy": orig.tflm_accuracy, "calibration": orig.calibration,
