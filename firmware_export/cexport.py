@@ -95,7 +95,7 @@ class ExportResult:
 
     def render(self, console) -> None:
         """Print what was written and the arena figures as a rich table."""
-        from rich.markup import escape
+        from firmware_export.terminal import escape
         from rich.table import Table
 
         t = Table(title=escape(f"tinyprune export -> {self.out_dir}"), show_header=False)
@@ -106,7 +106,7 @@ class ExportResult:
         t.add_row(f"{self.name}_tensor_arena_size", f"{self.arena_bytes:,} bytes "
                   f"(bound + {ARENA_MARGIN_FRACTION:.0%} + {ARENA_MARGIN_BYTES} B margin)"
                   + (f"; {self.mve_arena_bytes:,} on Helium cores" if self.mve_arena_bytes else ""))
-        t.add_row("files", escape("\n".join(self.files)))
+        t.add_row("files", "\n".join(escape(f) for f in self.files))
         console.print(t)
 
 

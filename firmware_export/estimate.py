@@ -249,7 +249,7 @@ class FitReport:
         """Print the fit table (with `layers` the per-op breakdown, with `flash` the flash parts
         of the first board) on a rich console."""
         from rich import box
-        from rich.markup import escape
+        from firmware_export.terminal import escape
         from rich.table import Table
 
         t = Table(title=f"fit: {self.model_bytes:,} B model, {self.macs:,} MACs, "
@@ -302,7 +302,7 @@ class FitReport:
 
     def _render_layers(self, console: Any) -> None:
         from rich import box
-        from rich.markup import escape
+        from firmware_export.terminal import escape
         from rich.table import Table
 
         if not self.results:

@@ -68,7 +68,7 @@ class InspectReport:
 
     def render(self, console, tensors: bool = True) -> None:
         """Print the summary, the per-op table and (optionally) the tensor table."""
-        from rich.markup import escape
+        from firmware_export.terminal import escape
         from rich.table import Table
 
         s = Table(title=escape(self.source), show_header=False)

@@ -63,6 +63,19 @@ def test_old_spelling_names_where_an_option_belongs(args, needle, tmp_path):
     assert not out.exists()
 
 
+@pytest.mark.parametrize("args,command", [
+    (["prune", "structured", str(DEMO_MODEL), "--sparsity", "0.5"], "tinyprune prune structured"),
+    (["prune", str(DEMO_MODEL), "--method", "nope"], "tinyprune prune"),
+    (["fit", "--bogus"], "tinyprune fit"),
+    (["--bogus"], "tinyprune"),
+])
+def test_a_usage_error_names_the_command_whose_help_to_read(args, command, tmp_path):
+    """The hint names a command that exists (it said `tinyprune structured --help`)."""
+    proc = run_cli([*args, "-o", str(tmp_path / "o")])
+    assert proc.returncode == 2
+    assert stderr_one_line(proc).endswith(f"(see: {command} --help)")
+
+
 def test_a_misplaced_option_fails_before_tensorflow_starts(tmp_path):
     codes, heavy, proc = cli_in_fresh_interpreter(["prune", DEMO_MODEL, "--ratio", "0.5", "-o", tmp_path / "n"])
     assert codes == [2] and heavy == [] and "--ratio is an option of" in proc.stderr

@@ -16,6 +16,7 @@ import sys
 
 import click
 
+from firmware_export.terminal import printable
 from tinyprune import __version__
 from tinyprune.errors import TinypruneError
 
@@ -76,21 +77,23 @@ def main(argv: list[str] | None = None) -> None:
     try:
         rv = cli.main(args=argv, prog_name="tinyprune", standalone_mode=False)
     except TinypruneError as e:
-        click.echo("error: " + " ".join(str(e).splitlines()), err=True)  # one line, even for a name with newlines
+        # one line, even for a name with newlines; a file's control characters shown, not sent
+        click.echo("error: " + printable(" ".join(str(e).splitlines())), err=True)
         sys.exit(e.exit_code)
     except click.exceptions.Abort:
         click.echo("error: aborted", err=True)
         sys.exit(130)
     except click.UsageError as e:
-        hint = f" (see: tinyprune {e.ctx.info_name if e.ctx and e.ctx.parent else ''} --help)".replace("  ", " ")
-        click.echo(f"error: {e.format_message()}{hint}", err=True)
+        hint = f" (see: {e.ctx.command_path if e.ctx else 'tinyprune'} --help)"
+        click.echo(f"error: {printable(e.format_message())}{hint}", err=True)
         sys.exit(2)
     except click.ClickException as e:
-        click.echo(f"error: {e.format_message()}", err=True)
+        click.echo(f"error: {printable(e.format_message())}", err=True)
         sys.exit(2)
     except OSError as e:  # a full disk, a read-only folder: the user's environment, not a bug
         where = f" {e.filename}" if getattr(e, "filename", None) else ""
-        click.echo(f"error: cannot read or write{where}: {e.strerror or e}; check the path, space and permissions",
+        click.echo(printable(f"error: cannot read or write{where}: {e.strerror or e}; check the path, space and "
+                             "permissions"),
                    err=True)
         sys.exit(2)
     sys.exit(rv if isinstance(rv, int) else 0)

@@ -21,7 +21,7 @@ PIPE_WIDTH = 120  # table width when stdout is not a terminal (rich would use 80
 def boards(boards_file: str | None, as_json: bool) -> None:
     """List the board profiles that `tinyprune fit --board NAME` accepts."""
     from rich.console import Console
-    from rich.markup import escape
+    from firmware_export.terminal import escape
     from rich.table import Table
 
     from firmware_export.boards import DEFAULT_BOARDS, load_boards

@@ -46,7 +46,7 @@ def compress(model: str, output: str, method: str, bits: int, force: bool, as_js
         click.echo(json.dumps(report, indent=2))
         return
     from rich.console import Console
-    from rich.markup import escape
+    from firmware_export.terminal import escape
     from rich.table import Table
 
     console = Console()

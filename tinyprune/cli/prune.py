@@ -108,7 +108,11 @@ class PruneGroup(click.Group):
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         first = next((a for a in args if not a.startswith("-")), None)
         if args and args[0] not in SUBCOMMANDS and args[0] not in ("--help", "-h") and first is not None:
-            args = legacy_route(list(args))
+            try:
+                args = legacy_route(list(args))
+            except click.UsageError as e:
+                e.ctx = e.ctx or ctx  # the error's help hint then names `tinyprune prune`
+                raise
         return super().parse_args(ctx, args)
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 
 import click
-from rich.markup import escape
+from firmware_export.terminal import escape
 
 from tinyprune.cli import options
 from tinyprune.prune.methods import METHODS

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
-from rich.markup import escape
+from firmware_export.terminal import escape
 
 from tinyprune.cli import options
 from tinyprune.pipeline.settings import MagnitudeSettings

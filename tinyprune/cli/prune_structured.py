@@ -12,7 +12,7 @@ import json
 
 import click
 from rich.console import Console
-from rich.markup import escape
+from firmware_export.terminal import escape
 from rich.table import Table
 
 from tinyprune.cli import options

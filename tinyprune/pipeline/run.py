@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Iterator
 
 from rich.console import Console
-from rich.markup import escape
+from firmware_export.terminal import escape
 
 from firmware_export.files import check_writable, staged_dir
 from tinyprune.pipeline.config import BudgetRequest, RunConfig
