@@ -19,7 +19,10 @@ reasons this module adds back, so that the figure is never below the need:
    to TFLM's 16-byte arena alignment on the target where the host layout lost less; one slot of
    `ALIGN_SLACK_BYTES` per allocation counts that.
 
-The result is rounded up to 16 bytes. It is checked (tests/firmware_export/test_flash_ram_truth.py)
+The result is rounded up to 16 bytes. The exported header allocates more: the bound plus a margin
+(`header_arena_bytes`: 5% + 512 B, for another TFLM version or vendor kernels), and that is the
+arena the firmware holds in RAM, so `fit` and the budget's RAM count it. The bound is checked
+(tests/firmware_export/test_flash_ram_truth.py)
 against the smallest arena that works on a Cortex-M4 (bisected in QEMU) for the models in
 ../shared/reference/tflm_cortex_m_sizes.md. It does not run TFLM (`tflm.py` does) and never
 imports TensorFlow.
@@ -27,12 +30,15 @@ imports TensorFlow.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from firmware_export.costmodel import tensor_lifetimes
 from firmware_export.tflite_model import Operator, TfliteModel
 from firmware_export.tflm import ARENA_ALIGNMENT, ArenaReport
 
+ARENA_MARGIN_FRACTION = 0.05  # CMSIS-NN scratch buffers the host's reference kernels do not ask for
+ARENA_MARGIN_BYTES = 512  # allocator alignment / TFLM version drift (cexport.py's docstring)
 ALIGN_SLACK_BYTES = 16  # worst-case alignment loss of one persistent allocation on the target
 _FIXED_ALLOCATIONS = 4  # the eval-tensor, node and tensor-pointer arrays and the planner's own
 CH_IN_BLOCK_MVE = 124  # CMSIS-NN arm_nnsupportfunctions.h: channels per block of the MVE depthwise
@@ -167,3 +173,20 @@ def arena_bound_any_core(model: TfliteModel, report: ArenaReport, kernels: str =
     """The largest bound over the instruction-set classes (for a header that runs on any core)."""
     bounds = [arena_bound(model, report, kernels, core) for core in ("cortex-m4f", "cortex-m55", "cortex-m0plus")]
     return max(bounds, key=lambda b: b.bound_bytes)
+
+
+def arena_constant(bound_bytes: int) -> int:
+    """The header's arena size for a bound: + 5% + 512 B, rounded up to 16 bytes."""
+    raw = bound_bytes + math.ceil(bound_bytes * ARENA_MARGIN_FRACTION) + ARENA_MARGIN_BYTES
+    return -(-raw // ARENA_ALIGNMENT) * ARENA_ALIGNMENT
+
+
+def header_arena_bytes(model: TfliteModel, report: ArenaReport, core: str | None = None) -> int:
+    """The `NAME_tensor_arena_size` an exported header (cexport.py) gives `core`: the constant of
+    the portable bound, or on a Helium core the constant of its own bound when that is larger.
+    Without a core: the portable constant (the header's first). This is the arena a firmware
+    built from the export allocates, whatever kernels the board's build links."""
+    portable = arena_constant(arena_bound_portable(model, report).bound_bytes)
+    if core is None or ISA.get(core) != MVE:
+        return portable
+    return max(portable, arena_constant(arena_bound(model, report, "cmsis-nn", core).bound_bytes))

@@ -35,21 +35,19 @@ Then the whole folder is written atomically (`files.staged_dir`). No TensorFlow.
 from __future__ import annotations
 
 import json
-import math
 import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from firmware_export import ops as ops_mod
 from firmware_export import tflm
-from firmware_export.arena_bound import ArenaBound, arena_bound, arena_bound_portable
+from firmware_export.arena_bound import (ARENA_MARGIN_BYTES, ARENA_MARGIN_FRACTION, ArenaBound, arena_bound_portable,
+                                        header_arena_bytes)
 from firmware_export.errors import ConfigError, TfliteFormatError
 from firmware_export.files import check_writable, read_user_text, staged_dir
 from firmware_export.tflite_model import Tensor, TfliteModel, parse_tflite, read_tflite
 
 TEMPLATES = Path(__file__).with_name("templates")
-ARENA_MARGIN_FRACTION = 0.05  # CMSIS-NN scratch buffers the host's reference kernels do not ask for
-ARENA_MARGIN_BYTES = 512  # allocator alignment / TFLM version drift; see the module docstring
 BYTES_PER_LINE = 12  # 12 x "0x00, " = 72 columns, as xxd -i lays them out
 
 # TFLite tensor type -> (C element type, short name) for the settings header.
@@ -70,19 +68,19 @@ class ExportResult:
     out_dir: Path
     files: list[str]  # paths relative to out_dir
     arena_bytes: int  # the constant in NAME_model_settings.h (cores without Helium)
-    host_arena_bytes: int  # measured by TFLM on the 64-bit host
-    target_arena_bytes: int  # host figure adjusted to a 32-bit target
+    arena_host_bytes: int  # measured by TFLM on the 64-bit host
+    arena_target_bytes: int  # host figure adjusted to a 32-bit target
     ops: list[str]  # distinct operators, as registered in NAME_op_resolver.h
     model_bytes: int
     name: str = "model"
     resolver_methods: list[str] = field(default_factory=list)
     resolver_calls: list[str] = field(default_factory=list)  # e.g. AddConv2D(tflite::Register_CONV_2D_INT8())
-    bound_arena_bytes: int = 0  # upper bound of the smallest working arena on the target (arena_bound.py)
+    arena_bound_bytes: int = 0  # upper bound of the smallest working arena on the target (arena_bound.py)
     mve_arena_bytes: int | None = None  # the constant for Helium cores, when larger than arena_bytes
 
     @property
     def margin_bytes(self) -> int:
-        return self.arena_bytes - self.bound_arena_bytes
+        return self.arena_bytes - self.arena_bound_bytes
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -100,9 +98,9 @@ class ExportResult:
 
         t = Table(title=escape(f"tinyprune export -> {self.out_dir}"), show_header=False)
         t.add_row("model", escape(f"{self.model_bytes:,} bytes, {len(self.ops)} operators: {', '.join(self.ops)}"))
-        t.add_row("arena (TFLM, 64-bit host)", f"{self.host_arena_bytes:,} bytes")
-        t.add_row("arena (32-bit target)", f"{self.target_arena_bytes:,} bytes")
-        t.add_row("arena bound (+ CMSIS-NN scratch, alignment)", f"{self.bound_arena_bytes:,} bytes")
+        t.add_row("arena (TFLM, 64-bit host)", f"{self.arena_host_bytes:,} bytes")
+        t.add_row("arena (32-bit target)", f"{self.arena_target_bytes:,} bytes")
+        t.add_row("arena bound (+ CMSIS-NN scratch, alignment)", f"{self.arena_bound_bytes:,} bytes")
         t.add_row(f"{self.name}_tensor_arena_size", f"{self.arena_bytes:,} bytes "
                   f"(bound + {ARENA_MARGIN_FRACTION:.0%} + {ARENA_MARGIN_BYTES} B margin)"
                   + (f"; {self.mve_arena_bytes:,} on Helium cores" if self.mve_arena_bytes else ""))
@@ -110,16 +108,13 @@ class ExportResult:
         console.print(t)
 
 
-def arena_constant(target_bytes: int) -> int:
-    """The header's arena size: the 32-bit bound + 5% + 512 B, rounded up to 16 bytes."""
-    raw = target_bytes + math.ceil(target_bytes * ARENA_MARGIN_FRACTION) + ARENA_MARGIN_BYTES
-    return -(-raw // tflm.ARENA_ALIGNMENT) * tflm.ARENA_ALIGNMENT
-
-
 def read_labels(path: str | Path) -> list[str]:
     """Class labels from a text file, one per line (blank lines ignored)."""
     text = read_user_text(path, "labels file", "a text file with one label per line")
-    return [line.strip() for line in text.splitlines() if line.strip()]
+    labels = [line.strip() for line in text.splitlines() if line.strip()]
+    if not labels:
+        raise ConfigError(f"{path} holds no labels; write one class label per line (or leave out --labels)")
+    return labels
 
 
 def _load(model: bytes | str | Path) -> TfliteModel:
@@ -372,8 +367,8 @@ def export_c(model: bytes | str | Path, out_dir: str | Path, name: str = "model"
         raise TfliteFormatError(f"{source} has no input or output tensor; re-export it from the converter")
     arena = tflm.measure_arena(m.data)
     bound = arena_bound_portable(m, arena)
-    arena_bytes = arena_constant(bound.bound_bytes)
-    mve = arena_constant(arena_bound(m, arena, "cmsis-nn", "cortex-m55").bound_bytes)
+    arena_bytes = header_arena_bytes(m, arena)
+    mve = header_arena_bytes(m, arena, "cortex-m55")
     mve_bytes = mve if mve > arena_bytes else None
     files = render_files(m, name, arena, arena_bytes, model_ops, arduino, labels, bound, mve_bytes)
     with staged_dir(out_dir, force=force, inputs=inputs) as tmp:
@@ -382,8 +377,8 @@ def export_c(model: bytes | str | Path, out_dir: str | Path, name: str = "model"
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(text, encoding="utf-8")
     return ExportResult(out_dir=out_dir, files=sorted(files), arena_bytes=arena_bytes,
-                        host_arena_bytes=arena.host_bytes, target_arena_bytes=arena.target_bytes,
+                        arena_host_bytes=arena.host_bytes, arena_target_bytes=arena.target_bytes,
                         ops=[op.name for op in model_ops], model_bytes=m.size_bytes, name=name,
                         resolver_methods=[op.method for op in model_ops],
                         resolver_calls=[op.call for op in model_ops],
-                        bound_arena_bytes=bound.bound_bytes, mve_arena_bytes=mve_bytes)
+                        arena_bound_bytes=bound.bound_bytes, mve_arena_bytes=mve_bytes)

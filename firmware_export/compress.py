@@ -122,9 +122,9 @@ class CompressedModel:
             "method": f"tflm-{self.method}", "formats_used": used, "bits": self.bits,
             "dense_int8_bytes": self.dense_bytes, "compressed_bytes": self.compressed_bytes,
             "saved_bytes": self.saved_bytes, "flash_fraction": round(self.flash_fraction, 4),
-            "arena_bytes_target32_dense": self.dense_arena.target_bytes if self.dense_arena else None,
-            "arena_bytes_target32_compressed": self.compressed_arena.target_bytes if self.compressed_arena else None,
-            "extra_arena_bytes_target32": self.extra_arena_bytes,
+            "arena_target_bytes_dense": self.dense_arena.target_bytes if self.dense_arena else None,
+            "arena_target_bytes_compressed": self.compressed_arena.target_bytes if self.compressed_arena else None,
+            "extra_arena_target_bytes": self.extra_arena_bytes,
             "tensors": [vars(t) | {"shape": list(t.shape), "sparsity": round(t.sparsity, 4),
                                    "encoded_bytes": t.encoded_bytes} for t in self.tensors],
             "note": EXPERIMENTAL_NOTE,
@@ -340,8 +340,14 @@ def _nothing_to_compress(plans: list[TensorPlan], method: str, bits: int) -> str
         return f"every compressible weight tensor shares its buffer with an uncompressed one ({shared[0].name})"
     if method == "lut":
         worst = max(p.max_values for p in plans)
+        if worst <= 2 ** bits:  # every tensor fits the table: it is too small for the table to pay
+            reasons = "; ".join(sorted({p.reason for p in plans if p.reason}))
+            return f"no weight tensor saves flash as a {bits}-bit LUT: {reasons}"
+        from firmware_export.lut import MAX_BITS
+
+        more = " or use more bits (--bits, at most 7)" if bits < MAX_BITS else ""
         return (f"no weight tensor has at most {2 ** bits} values per channel (up to {worst} found); "
-                "cluster the model first (tinyprune.prune.clustering.cluster_model) or use more bits")
+                f"cluster the model first (tinyprune.prune.clustering.cluster_model){more}")
     most = max(p.sparsity for p in plans)
     hint = "prune it first (tinyprune prune --method magnitude)"
     if method == "auto":

@@ -4,10 +4,11 @@
   libraries + start-up code, part by part (`flash_model.py`, data in `flash_parts.toml`, which
   reproduces the linker maps of ../shared/reference/tflm_cortex_m_sizes.md), for the
   registrations the export writes (int8-only variants by default), with a range.
-- RAM = an upper bound of the smallest arena that works on the 32-bit target (`arena_bound.py`:
-  the real TFLM interpreter's arena, adjusted to 32 bits, plus CMSIS-NN scratch buffers and
-  alignment slack), + the MicroInterpreter object + the op resolver + a stack allowance
-  (`runtime_sizes.toml`, [ram]).
+- RAM = the arena the exported header allocates on the board's core (`arena_bound.header_arena_bytes`:
+  an upper bound of the smallest arena that works on the 32-bit target, i.e. the real TFLM
+  interpreter's arena adjusted to 32 bits plus CMSIS-NN scratch buffers and alignment slack,
+  plus the export's margin), + the MicroInterpreter object + the op resolver + a stack allowance
+  (`runtime_sizes.toml`, [ram]). The bound alone is each board's `arena_bound_bytes`.
 - Latency = sum over ops of (MACs x cycles/MAC for the op family, core and kernel library
   + element work + a per-op overhead) / clock, with a low/high range; the constants and the
   fit that produced them are in `latency_calibration.toml`.
@@ -30,7 +31,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from firmware_export.arena_bound import arena_bound, arena_bound_portable
+from firmware_export.arena_bound import arena_bound, header_arena_bytes
 from firmware_export.boards import KB, Board
 from firmware_export.costmodel import ELEMENTWISE, ModelCost, OpCost, model_cost
 from firmware_export.flash_model import estimate_flash
@@ -175,7 +176,7 @@ class BoardFit:
     runtime_code_bytes: int  # everything but the model array (TFLM, CMSIS-NN, libc, start-up)
     flash_bytes: int
     flash_available: int
-    arena_bytes: int  # upper bound of the smallest working arena on this core (arena_bound.py)
+    arena_bytes: int  # the arena a firmware built from the export allocates here (the header's constant)
     ram_overhead_bytes: int
     ram_bytes: int
     ram_available: int
@@ -190,6 +191,8 @@ class BoardFit:
     flash_bytes_high: int = 0
     registration: str = "int8-only"  # which op registrations the flash figure assumes
     flash_parts: list[dict] = field(default_factory=list)  # label, bytes, low, high, basis
+    arena_bound_bytes: int = 0  # upper bound of the smallest working arena on this core and kernels
+    latency_basis: str = "shipped calibration"  # or the user's calibration of this board (fit --calibrate)
 
 
 @dataclass
@@ -242,8 +245,8 @@ class FitReport:
 
     @property
     def arena_bound_bytes(self) -> int:
-        """The largest per-board arena figure (each an upper bound for its core)."""
-        return max((r.arena_bytes for r in self.results), default=self.arena_target_bytes)
+        """The largest per-board arena bound (each an upper bound of the need on its core)."""
+        return max((r.arena_bound_bytes for r in self.results), default=self.arena_target_bytes)
 
     def render(self, console: Any, layers: bool = False, flash: bool = False) -> None:
         """Print the fit table (with `layers` the per-op breakdown, with `flash` the flash parts
@@ -276,8 +279,14 @@ class FitReport:
         if flash or layers:
             self._render_flash(console)
         console.print("[dim]KB used/available. flash = model + TFLM framework + kernels + CMSIS-NN + libc "
-                      "(int8-only registrations, as exported; --flash for the parts); RAM = 32-bit arena bound "
-                      "+ interpreter + stack; ms ranges span the calibration's leave-one-out errors[/]")
+                      "(int8-only registrations, as exported; --flash for the parts); RAM = the exported header's "
+                      "arena (the 32-bit bound + its margin) + interpreter + stack; " + self._latency_note() + "[/]")
+
+    def _latency_note(self) -> str:
+        user = sorted({r.latency_basis for r in self.results if r.latency_basis != "shipped calibration"})
+        if not user:
+            return "ms ranges span the calibration's leave-one-out errors"
+        return f"ms of {', '.join(r.board for r in self.results if r.latency_basis in user)} from {', '.join(user)}"
 
     def _render_flash(self, console: Any) -> None:
         from rich import box
@@ -351,27 +360,27 @@ def _arena_report(model: TfliteModel, arena: ArenaReport | int | None) -> ArenaR
     return measure_arena(model.data) if arena is None else arena
 
 
-def board_arena_bytes(model: TfliteModel, arena: ArenaReport | int, board: Board) -> int:
-    """The arena figure for `board`: the upper bound for its core and kernels from a measured
-    ArenaReport (arena_bound.py), or the caller's own 32-bit figure when `arena` is an int."""
+def board_arena_bytes(model: TfliteModel, arena: ArenaReport | int, board: Board) -> tuple[int, int]:
+    """(allocated, bound) for `board`: from a measured ArenaReport, the arena the exported header
+    allocates on its core (`arena_figure`) and the upper bound of the need for its core and
+    kernels (arena_bound.py); when `arena` is an int, the caller's own 32-bit figure for both."""
     if isinstance(arena, ArenaReport):
-        return arena_bound(model, arena, board.kernels, board.core).bound_bytes
-    return int(arena)
+        return arena_figure(model, arena, board), arena_bound(model, arena, board.kernels, board.core).bound_bytes
+    return int(arena), int(arena)
 
 
 def arena_figure(model: TfliteModel, report: ArenaReport, board: Board | None = None) -> int:
-    """The 32-bit arena a model is held to: the bound for `board`'s core and kernels, as fit
-    counts it (board_arena_bytes), or without a board the exported header's figure
-    (arena_bound_portable: the bound over the cores without Helium)."""
-    if board is not None:
-        return board_arena_bytes(model, report, board)
-    return arena_bound_portable(model, report).bound_bytes
+    """The 32-bit arena a model is held to: what a firmware built from `tinyprune export`
+    allocates (the header's constant: the bound plus its margin) on `board`'s core, or without
+    a board the header's first constant (cores without Helium). fit's RAM and the budget's count it."""
+    return header_arena_bytes(model, report, board.core if board is not None else None)
 
 
 def fit_board(model: TfliteModel, cost: ModelCost, arena_bytes: int, board: Board,
               sizes: RuntimeSizes | None = None, lm: LatencyModel | None = None,
-              narrow: bool = True) -> BoardFit:
-    """The estimate for one board, given the model's cost and its 32-bit arena bytes."""
+              narrow: bool = True, arena_bound_bytes: int | None = None) -> BoardFit:
+    """The estimate for one board, given the model's cost and the 32-bit arena its firmware
+    allocates (`arena_bound_bytes`: the need that arena covers; default the same)."""
     sizes = sizes or load_runtime_sizes()
     flash_est = estimate_flash(model, board.kernels, board.core, narrow)
     code, flash = flash_est.code_bytes, flash_est.flash_bytes
@@ -393,6 +402,9 @@ def fit_board(model: TfliteModel, cost: ModelCost, arena_bytes: int, board: Boar
         overshoot=_overshoot(flash, fa, ram, ra),
         flash_bytes_low=flash_est.flash_bytes_low, flash_bytes_high=flash_est.flash_bytes_high,
         registration="int8-only" if narrow else "generic", flash_parts=parts,
+        arena_bound_bytes=arena_bytes if arena_bound_bytes is None else arena_bound_bytes,
+        latency_basis=lm.board_factors[board.name].basis if lm and board.name in lm.board_factors
+        else "shipped calibration",
     )
 
 
@@ -418,8 +430,10 @@ def fit_model(model: bytes | TfliteModel, boards: list[Board],
     lm = load_latency_model()
     if calibration is not None:
         lm = dataclasses.replace(lm, board_factors={**lm.board_factors, **calibration})
-    results = [fit_board(model, cost, board_arena_bytes(model, report, b), b, lm=lm, narrow=narrow)
-               for b in boards]
+    results = []
+    for b in boards:
+        allocated, bound = board_arena_bytes(model, report, b)
+        results.append(fit_board(model, cost, allocated, b, lm=lm, narrow=narrow, arena_bound_bytes=bound))
     per_board = {b.name: [c / (b.clock_mhz * 1e3) * (lm.board_factors[b.name].mac_factor
                                                        if b.name in lm.board_factors else 1.0)
                           for c in latency_cycles(cost, b.core, b.kernels, lm)]
@@ -429,3 +443,24 @@ def fit_model(model: bytes | TfliteModel, boards: list[Board],
                             op.index == peak, {name: ms[i] for name, ms in per_board.items()})
               for i, op in enumerate(cost.ops)]
     return FitReport(model.size_bytes, len(model.operators), cost.total_macs, host, target, results, layers)
+
+
+def fit_file(model: str | Path, boards: list[str] | None = None, all_boards: bool = False,
+             boards_file: str | Path | None = None, narrow: bool = True) -> FitReport:
+    """What `tinyprune fit MODEL.tflite` computes: `fit_model` on the boards it would pick.
+
+    The boards: `boards` by name, else every profile with `all_boards`, else the boards of
+    `boards_file` when one is given, else the shipped default set; a `boards_file`'s saved latency
+    calibration (`fit --calibrate`, latency_user.py) is applied. Raises InputFileError /
+    TfliteFormatError for a file that is not a .tflite, BoardError for an unknown board."""
+    from firmware_export.boards import load_boards, read_boards_file, select_boards
+    from firmware_export.latency_user import load_user_calibration
+    from firmware_export.tflite_model import read_tflite
+
+    tflite = read_tflite(model)
+    profiles = load_boards(boards_file)
+    names = list(boards) if boards else None
+    if names is None and not all_boards and boards_file is not None:
+        names = [b.name for b in read_boards_file(boards_file)]
+    return fit_model(tflite, select_boards(profiles, names, all_boards), narrow=narrow,
+                     calibration=load_user_calibration(boards_file))

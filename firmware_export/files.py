@@ -43,6 +43,15 @@ def check_writable(path: Path, force: bool, inputs: Iterable[str | Path] = ()) -
         raise OutputExistsError(f"{path} already exists; pass --force to overwrite it")
 
 
+def check_writable_file(path: Path, force: bool, inputs: Iterable[str | Path] = ()) -> None:
+    """check_writable for a file output; a folder at `path` is refused even with `force`
+    (--force replaces a file, it does not turn a folder into one)."""
+    path = Path(path)
+    check_writable(path, force, inputs)
+    if path.is_dir():
+        raise OutputExistsError(f"{path} is a folder; give the output a file name (e.g. {path / 'model.tflite'})")
+
+
 def read_user_text(path: str | Path, what: str, expected: str) -> str:
     """A user's UTF-8 text file (boards TOML, labels, measured latencies), or InputFileError naming
     `what` it was meant to be and the `expected` content."""
@@ -60,7 +69,7 @@ def read_user_text(path: str | Path, what: str, expected: str) -> str:
 def write_bytes(path: Path, data: bytes, force: bool = False, inputs: Iterable[str | Path] = ()) -> Path:
     """Write `data` to `path` atomically (temp file in the same folder, then rename)."""
     path = Path(path)
-    check_writable(path, force, inputs)
+    check_writable_file(path, force, inputs)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:

@@ -60,18 +60,22 @@ class InspectReport:
     inputs: list[int] = field(default_factory=list)
     outputs: list[int] = field(default_factory=list)
 
-    def to_dict(self) -> dict:
-        return asdict(self)
+    def to_dict(self, tensors: bool = True) -> dict:
+        d = asdict(self)
+        if not tensors:
+            del d["tensors"]
+        return d
 
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2)
+    def to_json(self, tensors: bool = True) -> str:
+        return json.dumps(self.to_dict(tensors), indent=2)
 
     def render(self, console, tensors: bool = True) -> None:
         """Print the summary, the per-op table and (optionally) the tensor table."""
         from firmware_export.terminal import escape
         from rich.table import Table
 
-        s = Table(title=escape(self.source), show_header=False)
+        console.print(escape(self.source), highlight=False)  # a line, not a title: a title wraps to the table's width
+        s = Table(show_header=False)
         s.add_row("file", f"{self.model_bytes:,} bytes, {self.subgraphs} subgraph(s)")
         s.add_row("operators", escape(f"{len(self.ops)} ({len(self.op_set)} distinct: {', '.join(self.op_set)})"))
         if self.unsupported_ops:

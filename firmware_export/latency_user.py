@@ -23,7 +23,7 @@ from typing import Any
 
 from firmware_export.boards import load_boards
 from firmware_export.errors import BoardError, ConfigError
-from firmware_export.files import write_text
+from firmware_export.files import check_writable, write_text
 
 MIN_UNCERTAINTY = 0.10  # a measured board is still not exact: input-dependent paths, clocks, caches
 SINGLE_ROW_UNCERTAINTY = 0.25  # one measurement gives the level but no spread
@@ -128,17 +128,21 @@ def fit_board(board: str, rows: list[MeasuredRow]) -> BoardCalibration:
     return BoardCalibration(board, math.exp(mean), round(u, 4), rows)
 
 
-def calibrate_boards(measured_csv: str | Path, boards_file: str | Path) -> CalibrationResult:
-    """Fit a latency factor per board from the user's measurements and save it beside `boards_file`."""
+def calibrate_boards(measured_csv: str | Path, boards_file: str | Path, force: bool = False) -> CalibrationResult:
+    """Fit a latency factor per board from the user's measurements and save it beside `boards_file`.
+
+    An existing calibration is replaced only with `force` (checked before anything is read); the
+    calibration's path is never one of the inputs (the CSV, the boards file, a measured model)."""
     if boards_file is None:
         raise ConfigError("--calibrate needs --boards-file: the calibration is saved beside it")
+    path = calibration_path(boards_file)
+    check_writable(path, force, [measured_csv, boards_file])
     rows = read_measured(measured_csv)
     _estimate(rows, boards_file)
     by_board: dict[str, list[MeasuredRow]] = {}
     for r in rows:
         by_board.setdefault(r.board, []).append(r)
     fitted = [fit_board(b, rs) for b, rs in sorted(by_board.items())]
-    path = calibration_path(boards_file)
     lines = [(f"# Latency calibration of the boards in {Path(boards_file).name}, written by `tinyprune fit --calibrate "
               f"{Path(measured_csv).name}`."),
              ("# factor = measured / shipped estimate (geometric mean of the rows); "
@@ -146,7 +150,7 @@ def calibrate_boards(measured_csv: str | Path, boards_file: str | Path) -> Calib
     for b in fitted:
         lines += [f'[boards."{b.board}"]', f"factor = {b.factor:.6g}", f"uncertainty = {b.uncertainty:.4g}",
                   f"rows = {len(b.rows)}", ""]
-    write_text(path, "\n".join(lines), force=True)
+    write_text(path, "\n".join(lines), force=force, inputs=[measured_csv, boards_file, *(r.model for r in rows)])
     return CalibrationResult(path, fitted)
 
 

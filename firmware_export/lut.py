@@ -26,6 +26,7 @@ DCM_HEADER_BYTES = 16  # DecodeCommonMetadata header in each ancillary tensor (c
 
 
 def check_bits(bits: int) -> None:
+    """ConfigError unless `bits` (a LUT's index width) is in MIN_BITS..MAX_BITS."""
     if not MIN_BITS <= int(bits) <= MAX_BITS:
         raise ConfigError(f"LUT index bits must be in {MIN_BITS}..{MAX_BITS}, got {bits}")
 

@@ -101,14 +101,15 @@ def test_artifact_within_flash_and_ram_budget(flash_run):
     assert report["final"]["ram_bytes"] <= t["ram_bytes"]
     assert t["flash_bytes"] == pytest.approx(0.25 * report["original"]["int8_bytes"])
     # measured on the artifact in the real TFLM interpreter, not predicted; the figure the exported
-    # header allocates from (the 32-bit bound over the cores without Helium), not the smaller raw one
-    from firmware_export.arena_bound import arena_bound_portable
+    # header allocates (the 32-bit bound over the cores without Helium + the export's margin), not the raw one
+    from firmware_export.arena_bound import arena_bound_portable, header_arena_bytes
     from firmware_export.tflite_model import parse_tflite
     from firmware_export.tflm import measure_arena
 
     data = (out / "model_int8.tflite").read_bytes()
     arena = measure_arena(data)
-    assert arena_bound_portable(parse_tflite(data), arena).bound_bytes == report["final"]["arena_bytes"]
+    assert header_arena_bytes(parse_tflite(data), arena) == report["final"]["arena_bytes"]
+    assert report["final"]["arena_bytes"] > arena_bound_portable(parse_tflite(data), arena).bound_bytes  # + margin
     assert report["final"]["arena_bytes"] > arena.target_bytes  # CMSIS-NN scratch and alignment slack added
 
 

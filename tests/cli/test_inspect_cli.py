@@ -17,3 +17,12 @@ def test_no_tensors_leaves_out_the_tensor_table(demo_int8):
     assert _titles(short.stdout) == ["operators"]
     assert "CONV_2D" in short.stdout and "1x8x8x16" in short.stdout  # the operator table stays
     assert "activat" in full.stdout and "activat" not in short.stdout  # tensor kinds are gone
+
+
+def test_no_tensors_leaves_out_the_tensors_of_the_json_too(demo_int8):
+    import json
+
+    full = json.loads(run_cli(["inspect", str(demo_int8), "--json"]).stdout)
+    short = json.loads(run_cli(["inspect", str(demo_int8), "--json", "--no-tensors"]).stdout)
+    assert full["tensors"] and "tensors" not in short
+    assert short == {k: v for k, v in full.items() if k != "tensors"}

@@ -78,6 +78,16 @@ def test_write_bytes_failure_leaves_the_old_file(tmp_path):
     assert path.read_bytes() == b"old" and [p.name for p in tmp_path.iterdir()] == ["model.tflite"]
 
 
+def test_a_file_output_onto_a_folder_is_refused_even_with_force(tmp_path):
+    """It failed inside os.replace, naming the hidden temp file (".fw1.69uee9ao.tmp: Is a directory")."""
+    folder = tmp_path / "fw"
+    folder.mkdir()
+    (folder / "keep.txt").write_text("mine")
+    with pytest.raises(OutputExistsError, match="is a folder; give the output a file name"):
+        files.write_bytes(folder, b"model", force=True)
+    assert [p.name for p in tmp_path.iterdir()] == ["fw"] and (folder / "keep.txt").read_text() == "mine"
+
+
 def test_export_failing_mid_write_leaves_nothing(demo_int8, tmp_path, monkeypatch):
     """The C export stages its folder: a failure after some files are written leaves no output."""
     from firmware_export import cexport

@@ -104,6 +104,9 @@ def test_cli_boards_lists_profiles_with_custom_file(boards_file):
     assert proc.returncode == 0, proc.stderr
     listed = {b["name"]: b for b in json.loads(proc.stdout)}
     assert len(listed) >= 16 and listed["my-m4"]["source"] == "my datasheet"
+    from firmware_export.boards import DEFAULT_BOARDS
+
+    assert {n for n, b in listed.items() if b["default"]} == set(DEFAULT_BOARDS)  # the table's *
     table = run_cli(["boards"])
     assert table.returncode == 0 and "nucleo-l4r5zi" in table.stdout and "sources" in table.stdout
 

@@ -125,6 +125,21 @@ def test_fit_calibrate_refits_and_saves_beside_the_boards_file(mlperf_dir, tmp_p
     r = json.loads(f.stdout)["boards"][0]
     assert r["latency_ms"] == pytest.approx(est["kws"] * b["factor"], rel=1e-5)
     assert r["latency_ms_low"] <= est["kws"] * 1.5 <= r["latency_ms_high"]
+    assert r["latency_basis"] == f"user calibration ({saved.name})"  # the JSON says which figure it is
+    table = run_cli(["fit", str(mlperf_dir / MODELS["kws"]), "--boards-file", str(boards)])
+    assert f"from user calibration ({saved.name})" in " ".join(table.stdout.split())
+    # calibrating again replaces the saved calibration only with --force
+    before = saved.read_bytes()
+    measured.write_text(f"model,board,ms\nkws.tflite,my-m4,{est['kws'] * 3}\n")
+    again = run_cli(["fit", "--calibrate", str(measured), "--boards-file", str(boards)])
+    assert again.returncode == 2 and "--force" in stderr_one_line(again) and saved.read_bytes() == before
+    forced = run_cli(["fit", "--calibrate", str(measured), "--boards-file", str(boards), "--force", "--json"])
+    assert forced.returncode == 0, forced.stderr
+    assert json.loads(forced.stdout)["boards"][0]["factor"] == pytest.approx(3.0, rel=1e-6)
+    # the calibration can never be written over one of its own inputs, not even with --force
+    forced_bytes = saved.read_bytes()
+    loop = run_cli(["fit", "--calibrate", str(saved), "--boards-file", str(boards), "--force"])
+    assert loop.returncode == 2 and "input" in stderr_one_line(loop) and saved.read_bytes() == forced_bytes
 
 
 def test_fit_calibrate_bad_input(tmp_path, mlperf_dir):

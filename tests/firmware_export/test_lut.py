@@ -76,6 +76,19 @@ def test_unclustered_model_is_refused(demo_int8):
         compress_model(demo_int8.read_bytes(), "lut", 2, measure=False)
 
 
+@pytest.mark.parametrize("bits,says,not_says", [(3, "or use more bits (--bits", "saves flash"),
+                                                (7, "saves flash as a 7-bit LUT: too small", "more bits")])
+def test_lut_refusal_names_the_real_reason(mlperf_dir, bits, says, not_says):
+    """kws has at most 60 values per channel: at 7 bits it fits the table but its tensors are too
+    small for one to pay (the message said "no tensor has at most 128 values (up to 60 found)")."""
+    from firmware_export.compress import compress_model
+    from tinyprune.errors import ConfigError
+
+    with pytest.raises(ConfigError) as e:
+        compress_model((mlperf_dir / "kws_ref_model.tflite").read_bytes(), "lut", bits, measure=False)
+    assert says in str(e.value) and not_says not in str(e.value)
+
+
 @pytest.mark.parametrize("bits", [1, 8])
 def test_bits_out_of_range(bits, demo_int8):
     from firmware_export.compress import compress_model

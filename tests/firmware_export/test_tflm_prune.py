@@ -143,7 +143,7 @@ def test_cli_compress_end_to_end_without_tensorflow(demo_int8, tmp_path):
     report = json.loads(p.stdout)
     assert report["outputs_identical_on_random_inputs"] is True
     assert report["compressed_bytes"] == out.stat().st_size < src.stat().st_size
-    assert report["extra_arena_bytes_target32"] > 0
+    assert report["extra_arena_target_bytes"] > 0
 
 
 def test_cli_compress_bad_input_one_line_exit_2(demo_int8, tmp_path):

@@ -24,6 +24,7 @@ def test_code_defaults_are_the_bundled_config():
     ('[prune]\nmethod = "budget"\n', "no budget given"),
     ('[prune]\nmethod = "budget"\nflash_budget = "ten KB"\n', "cannot read flash budget"),
     ('[prune]\nmethod = "lasso"\n', "method 'lasso' is unknown"),
+    ('[prune]\nmethod = "structured"\nratio = 0.5\nimportance = "xyz"\n', "unknown importance 'xyz'"),
     ('[prune]\nseed = "zero"\n', "seed must be int"),
     ('[prune]\nepochs = 9223372036854775807\n', "epochs must be a whole number in [1, 10000]"),
 ])

@@ -8,13 +8,28 @@ import pytest
 from tests.helpers import run_cli, stderr_one_line
 
 
+STRUCTURED_SEEDED = ["prune", "structured", "models/digits_cnn.h5", "--ratio", "0.5", "--round-to", "4",
+                     "--data", "digits", "--epochs", "3", "--seed", "0", "--json", "--quiet"]
+
+
 @pytest.fixture(scope="module")
 def pruned_run(tmp_path_factory, demo_model_path):
     out = tmp_path_factory.mktemp("structured") / "out"
-    proc = run_cli(["prune", str(demo_model_path), "--method", "structured", "--ratio", "0.5", "--round-to", "4",
-                    "--data", "digits", "--epochs", "3", "--json", "--quiet", "-o", str(out)])
+    proc = run_cli(STRUCTURED_SEEDED + ["-o", str(out)])
     assert proc.returncode == 0, proc.stderr
     return out, json.loads(proc.stdout)
+
+
+def test_seed_gives_the_same_bytes_and_json_is_report_json(pruned_run, tmp_path):
+    """--seed makes a second run byte-identical (it was not: no command but budget took a seed),
+    and --json prints what report.json holds (it left out arena_host_bytes)."""
+    out, report = pruned_run
+    assert report == json.loads((out / "report.json").read_text())
+    assert report["seed"]["seed"] == 0 and report["arena_host_bytes"] > report["arena_target_bytes"]
+    again = tmp_path / "again"
+    proc = run_cli(STRUCTURED_SEEDED + ["-o", str(again)])
+    assert proc.returncode == 0, proc.stderr
+    assert (again / "model_int8.tflite").read_bytes() == (out / "model_int8.tflite").read_bytes()
 
 
 def test_cli_prunes_fine_tunes_and_writes_a_smaller_int8(pruned_run, demo_int8, digits):

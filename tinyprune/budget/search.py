@@ -803,7 +803,7 @@ def render_markdown(r: BudgetResult) -> str:
              + (f", margin {r.targets['margin']:.0%}" if r.targets['margin'] else ""), "",
              "| | original | pruned |", "| --- | ---: | ---: |",
              f"| int8 .tflite bytes (flash for the model) | {o['int8_bytes']:,} | {f['int8_bytes']:,} |",
-             f"| TFLM arena, 32-bit | {o['arena_bytes']:,} | {f['arena_bytes']:,} |",
+             f"| TFLM arena (the exported header's constant) | {o['arena_bytes']:,} | {f['arena_bytes']:,} |",
              f"| RAM (arena + interpreter + stack) | {o['ram_bytes']:,} | {f['ram_bytes']:,} |",
              f"| MACs | {o['macs']:,} | {f['macs']:,} |"]
     if o["latency_ms"] is not None:

@@ -356,8 +356,10 @@ def check_sweep(budgets: list[str], boards: list[str] | None = None, boards_file
     for board in board_names:
         Budget.parse(budgets[0], board=board, boards_file=boards_file)
     check_job(round_to, True)
-    if epochs < 0 or retries < 0:
-        raise ConfigError(f"--epochs and retries must be >= 0, got {epochs} and {retries}")
+    if epochs < 0:
+        raise ConfigError(f"--epochs must be >= 0, got {epochs}")
+    if retries < 0:
+        raise ConfigError(f"retries must be >= 0, got {retries}")
     if batch_size < 1:
         raise ConfigError(f"--batch-size must be >= 1, got {batch_size}")
     return board_names

@@ -28,7 +28,9 @@ def boards(boards_file: str | None, as_json: bool) -> None:
 
     profiles = load_boards(boards_file)
     if as_json:
-        click.echo(json.dumps([b.to_dict() for b in profiles.values()], indent=2))
+        # "default": fit checks the board when no --board is given (the table's *)
+        click.echo(json.dumps([{**b.to_dict(), "default": b.name in DEFAULT_BOARDS} for b in profiles.values()],
+                              indent=2))
         return
     t = Table(title=f"{len(profiles)} board profiles (* = checked by default)")
     t.add_column("name", no_wrap=True)
@@ -40,8 +42,8 @@ def boards(boards_file: str | None, as_json: bool) -> None:
     for b in profiles.values():
         flash = f"{b.flash_kb:g}" + (f" ({b.usable_flash_kb:g})" if b.usable_flash_kb else "")
         sram = f"{b.sram_kb:g}" + (f" ({b.usable_sram_kb:g})" if b.usable_sram_kb else "")
-        t.add_row(escape(b.name) + ("*" if b.name in DEFAULT_BOARDS else ""), escape(b.mcu), b.core.removeprefix("cortex-"),
-                  f"{b.clock_mhz:g}", flash, sram, b.kernels)
+        t.add_row(escape(b.name) + ("*" if b.name in DEFAULT_BOARDS else ""), escape(b.mcu),
+                  b.core.removeprefix("cortex-"), f"{b.clock_mhz:g}", flash, sram, b.kernels)
     console = Console(width=None if sys.stdout.isatty() else PIPE_WIDTH)
     console.print(t)
     console.print("(usable) in parentheses when smaller than the total; add boards with --boards-file FILE.toml")

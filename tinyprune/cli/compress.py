@@ -28,12 +28,12 @@ def compress(model: str, output: str, method: str, bits: int, force: bool, as_js
     from pathlib import Path
 
     from firmware_export.compress import check_method, compress_model, same_outputs
-    from firmware_export.files import check_writable, write_bytes
+    from firmware_export.files import check_writable_file, write_bytes
     from firmware_export.tflite_model import read_tflite
     from tinyprune.errors import TflmError
 
     check_method(method, bits)
-    check_writable(Path(output), force, inputs=[model])
+    check_writable_file(Path(output), force, inputs=[model])
     data = read_tflite(model).data
     result = compress_model(data, method, bits)
     identical = same_outputs(data, result.data)

@@ -26,6 +26,7 @@ EXIT_DOES_NOT_FIT = 1  # exit code when the model misses at least one board (2 i
 @click.option("--calibrate", "measured_csv", type=click.Path(path_type=str), default=None, metavar="MEASURED.csv",
               help="Your measured latencies (CSV: model,board,ms): refit the latency factor of each board and save "
                    "it beside --boards-file (FILE.calibration.toml), which later fits use.")
+@click.option("--force", is_flag=True, help="With --calibrate: replace the boards file's existing calibration.")
 @click.option("--layers", is_flag=True, help="Also show the per-op latency and memory breakdown (peak marked).")
 @click.option("--flash", "flash_parts", is_flag=True,
               help="Also show the flash parts (framework, kernel glue, CMSIS-NN, libc) of the first board.")
@@ -33,7 +34,8 @@ EXIT_DOES_NOT_FIT = 1  # exit code when the model misses at least one board (2 i
               help="Estimate flash for generic op registrations (export --generic-kernels) instead of int8-only.")
 @click.pass_context
 def fit(ctx: click.Context, model: str | None, boards: tuple[str, ...], all_boards: bool, boards_file: str | None,
-        as_json: bool, measured_csv: str | None, layers: bool, flash_parts: bool, generic_kernels: bool) -> None:
+        as_json: bool, measured_csv: str | None, force: bool, layers: bool, flash_parts: bool,
+        generic_kernels: bool) -> None:
     """Estimate flash, RAM and latency of MODEL.tflite on board profiles.
 
     Exit 0 when the model fits every board asked for, 1 when it does not, 2 on bad input.
@@ -42,14 +44,12 @@ def fit(ctx: click.Context, model: str | None, boards: tuple[str, ...], all_boar
     """
     from rich.console import Console
 
-    from firmware_export.boards import load_boards, read_boards_file, select_boards
     from firmware_export.errors import ConfigError
-    from firmware_export.estimate import fit_model
-    from firmware_export.latency_user import calibrate_boards, load_user_calibration
-    from firmware_export.tflite_model import read_tflite
+    from firmware_export.estimate import fit_file
+    from firmware_export.latency_user import calibrate_boards
 
     if measured_csv is not None:
-        result = calibrate_boards(measured_csv, boards_file)
+        result = calibrate_boards(measured_csv, boards_file, force=force)
         if model is None:
             if as_json:
                 import json
@@ -62,13 +62,7 @@ def fit(ctx: click.Context, model: str | None, boards: tuple[str, ...], all_boar
             result.render(Console())
     if model is None:
         raise ConfigError("give MODEL.tflite (or --calibrate MEASURED.csv --boards-file FILE to calibrate only)")
-    tflite = read_tflite(model)
-    profiles = load_boards(boards_file)
-    names = list(boards) or None
-    if names is None and not all_boards and boards_file is not None:
-        names = [b.name for b in read_boards_file(boards_file)]
-    report = fit_model(tflite, select_boards(profiles, names, all_boards), narrow=not generic_kernels,
-                       calibration=load_user_calibration(boards_file))
+    report = fit_file(model, list(boards), all_boards, boards_file, narrow=not generic_kernels)
     if as_json:
         click.echo(report.to_json(layers=layers))
     else:

@@ -10,7 +10,7 @@ import click
 
 @click.command("inspect")
 @click.argument("model", type=click.Path(path_type=str))
-@click.option("--no-tensors", is_flag=True, help="Leave out the tensor table.")
+@click.option("--no-tensors", is_flag=True, help="Leave out the tensor table (with --json: the tensors list).")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON on stdout.")
 def inspect_cmd(model: str, no_tensors: bool, as_json: bool) -> None:
     """Show what MODEL.tflite contains and the arena the real TFLM interpreter needs for it."""
@@ -18,7 +18,7 @@ def inspect_cmd(model: str, no_tensors: bool, as_json: bool) -> None:
 
     report = inspect_model(model)
     if as_json:
-        click.echo(report.to_json())
+        click.echo(report.to_json(tensors=not no_tensors))
     else:
         from rich.console import Console
 

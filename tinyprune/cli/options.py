@@ -39,6 +39,13 @@ def common(default_epochs: int = 2) -> Callable:
     )
 
 
+def seed() -> Callable:
+    """--seed: fix the randomness a job controls (tinyprune.training.reproducible)."""
+    return click.option("--seed", type=click.IntRange(0, 2 ** 31 - 1), default=None,
+                        help="Fix every source of randomness the job controls (data order, init, TF op "
+                             "determinism): the same command then writes the same bytes.")
+
+
 def channel_selection() -> Callable:
     """Options of structured removal that the budget search shares: criterion, rounding, ignored layers."""
     return _stack(

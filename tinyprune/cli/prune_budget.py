@@ -46,8 +46,7 @@ def model_name(path: str) -> str:
 @click.option("--round-to", type=click.IntRange(1, 4096), default=1, show_default=True,
               help="Keep channel counts multiples of N.")
 @click.option("--ignore", multiple=True, help="Layer to leave untouched (repeatable).")
-@click.option("--seed", type=click.IntRange(0, 2 ** 31 - 1), default=None,
-              help="Fix every source of randomness the job controls (data order, init, TF op determinism).")
+@options.seed()
 @click.option("--distill", type=click.Choice(["auto", "on", "off"]), default="auto", show_default=True,
               help="Fine-tune from the unpruned model as teacher (auto: with and without, keep the better).")
 @click.option("--temperature", type=click.FloatRange(min=0, min_open=True), default=DEFAULT_TEMPERATURE,

@@ -30,17 +30,15 @@ def _command(name: str) -> click.Command:
     @click.option("--allow-collapse", is_flag=True, help="Continue when a layer loses every weight.")
     @click.option("--rewind-epoch", type=int, default=0, show_default=True, hidden=not imp,
                   help="Rewind to this epoch's weights.")
+    @options.seed()
     def command(model: str, data: str | None, epochs: int, batch_size: int, output: str, force: bool,
                 as_json: bool, unsafe_load: bool, quiet: bool, compression: float | None, rounds: int | None,
-                allow_collapse: bool, rewind_epoch: int) -> None:
-        from tinyprune.errors import ConfigError
+                allow_collapse: bool, rewind_epoch: int, seed: int | None) -> None:
         from tinyprune.pipeline.prune_job import prune_job
         from tinyprune.pipeline.settings import AtInitSettings, TrainSettings
 
-        if rewind_epoch and not imp:
-            raise ConfigError(f"--rewind-epoch applies to `tinyprune prune imp`, not `{name}`")
         settings = AtInitSettings(name, compression, rounds, allow_collapse, rewind_epoch)
-        job = prune_job(model, data, output, settings, TrainSettings(epochs, batch_size), unsafe_load=unsafe_load,
+        job = prune_job(model, data, output, settings, TrainSettings(epochs, batch_size, seed), unsafe_load=unsafe_load,
                         force=force, quiet=quiet or as_json)
         if as_json:
             click.echo(json.dumps(job.report, indent=2, default=float))

@@ -48,8 +48,9 @@ if TYPE_CHECKING:
                    "(lossless), lut = cluster to 2^bits values per channel + LUT, auto = cluster, then the "
                    "smaller of the two per tensor.")
 @options.lut_bits()
+@options.seed()
 def magnitude(model: str, data: str | None, epochs: int, batch_size: int, output: str, force: bool, as_json: bool,
-              unsafe_load: bool, quiet: bool, **method_options) -> None:
+              unsafe_load: bool, quiet: bool, seed: int | None, **method_options) -> None:
     """Magnitude-prune MODEL with a tfmot schedule while fine-tuning; write OUT/."""
     from rich.console import Console
 
@@ -59,7 +60,7 @@ def magnitude(model: str, data: str | None, epochs: int, batch_size: int, output
     method_options["layer_sparsity"] = tuple(method_options["layer_sparsity"])
     settings = MagnitudeSettings(**method_options)
     console = Console(stderr=as_json)  # --quiet only hides progress bars
-    result = prune_job(model, data, output, settings, TrainSettings(epochs, batch_size), unsafe_load=unsafe_load,
+    result = prune_job(model, data, output, settings, TrainSettings(epochs, batch_size, seed), unsafe_load=unsafe_load,
                        force=force, quiet=quiet or as_json)
     if as_json:
         click.echo(json.dumps(result.report, indent=2, default=str))
@@ -93,7 +94,7 @@ def print_report(console, report: dict, rows: list["FlashRow"], folder: Path) ->
         flash.add_column(col, justify="left" if col in ("artifact", "file") else "right")
     for r in rows:
         flash.add_row(r.artifact, r.file, f"{r.dense_int8_bytes:,}", f"{r.flash_bytes:,}",
-                      f"{r.flash_fraction:.1%}", f"{r.arena_bytes_target32:,}", _pct(r.accuracy_tflm))
+                      f"{r.flash_fraction:.1%}", f"{r.arena_target_bytes:,}", _pct(r.accuracy_tflm))
     console.print(flash, soft_wrap=False)
     console.print(f"accuracy: dense Keras {_pct(report['accuracy_dense_keras'])}, pruned Keras "
                   f"{_pct(report['accuracy_pruned_keras'])}"
@@ -105,7 +106,7 @@ def print_report(console, report: dict, rows: list["FlashRow"], folder: Path) ->
     if comp and "skipped" in comp:
         console.print(f"[bold yellow]compression skipped:[/] {escape(comp['skipped'])}")
     elif comp:
-        extra = comp["extra_arena_bytes_target32"]
+        extra = comp["extra_arena_target_bytes"]
         formats = " + ".join(f.upper() for f in comp["formats_used"])
         console.print(f"{formats}: {comp['dense_int8_bytes']:,} B -> {comp['compressed_bytes']:,} B "
                       f"(saves {comp['saved_bytes']:,} B); the decoded tensors need {extra:,} B more arena")

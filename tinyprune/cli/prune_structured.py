@@ -16,6 +16,7 @@ from firmware_export.terminal import escape
 from rich.table import Table
 
 from tinyprune.cli import options
+from tinyprune.prune import REDUCTIONS
 
 
 def _table(result) -> Table:
@@ -36,13 +37,15 @@ def _table(result) -> Table:
 @click.option("--ratio", type=float, default=None, help="Fraction of channels to remove, in [0, 1).")
 @click.option("--layer-ratio", multiple=True, help="Per-layer ratio, NAME=R (repeatable).")
 @options.channel_selection()
-@click.option("--reduction", type=click.Choice(["sum", "mean", "max"]), default="mean", show_default=True,
+@click.option("--reduction", type=click.Choice(REDUCTIONS), default="mean", show_default=True,
               help="How importance is reduced over a coupled group.")
 @click.option("--global-ranking", is_flag=True, help="Rank channels across layers, not per layer.")
 @click.option("--steps", type=click.IntRange(1, 100), default=1, show_default=True, help="Iterative pruning steps.")
+@options.seed()
 def structured(model: str, data: str | None, epochs: int, batch_size: int, output: str, force: bool, as_json: bool,
                unsafe_load: bool, quiet: bool, ratio: float | None, layer_ratio: tuple[str, ...], importance: str,
-               round_to: int, ignore: tuple[str, ...], reduction: str, global_ranking: bool, steps: int) -> None:
+               round_to: int, ignore: tuple[str, ...], reduction: str, global_ranking: bool, steps: int,
+               seed: int | None) -> None:
     """Remove filters from MODEL (a physically smaller network); write OUT/."""
     from tinyprune.pipeline.prune_job import prune_job
     from tinyprune.pipeline.settings import StructuredSettings, TrainSettings, parse_layer_ratios
@@ -50,7 +53,7 @@ def structured(model: str, data: str | None, epochs: int, batch_size: int, outpu
     settings = StructuredSettings(ratio=ratio, layer_ratios=parse_layer_ratios(layer_ratio), importance=importance,
                                   reduction=reduction, global_ranking=global_ranking, ignore=tuple(ignore),
                                   round_to=round_to, steps=steps)
-    job = prune_job(model, data, output, settings, TrainSettings(epochs, batch_size), unsafe_load=unsafe_load,
+    job = prune_job(model, data, output, settings, TrainSettings(epochs, batch_size, seed), unsafe_load=unsafe_load,
                     force=force, quiet=quiet or as_json)
     report, result, outs = job.report, job.pruned.details, job.outputs
     if as_json:
@@ -64,6 +67,7 @@ def structured(model: str, data: str | None, epochs: int, batch_size: int, outpu
         if key in report:
             out.print(f"{key.replace('_', ' ')}: {report[key]:.4f}")
     if outs.tflite_bytes:
-        out.print(f"int8 .tflite: {outs.tflite_bytes:,} bytes, TFLM arena (32-bit target): {outs.arena_bytes:,} bytes")
+        out.print(f"int8 .tflite: {outs.tflite_bytes:,} bytes, "
+                  f"TFLM arena (32-bit target): {outs.arena_target_bytes:,} bytes")
     out.print(f"wrote {escape(str(outs.folder))}/ (model.h5, report.json"
               f"{', model_int8.tflite' if outs.tflite_bytes else ''})")

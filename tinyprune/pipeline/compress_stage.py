@@ -33,7 +33,7 @@ class FlashRow:
     file: str
     dense_int8_bytes: int  # what the same weights cost stored as plain int8
     flash_bytes: int  # what this file costs in flash
-    arena_bytes_target32: int
+    arena_target_bytes: int
     accuracy_tflm: float | None
 
     @property
@@ -72,7 +72,7 @@ def magnitude_artifacts(settings, pruned, ds, train, report: dict, quiet: bool
                      int8_arena.target_bytes, int8_acc)]
     files = {TFLITE_FILE: int8}
     report = {**report, "accuracy_int8_tflm": int8_acc, "int8_bytes": len(int8),
-              "arena_bytes_host": int8_arena.host_bytes, "arena_bytes_target32": int8_arena.target_bytes}
+              "arena_host_bytes": int8_arena.host_bytes, "arena_target_bytes": int8_arena.target_bytes}
     if settings.compress != "none":
         try:
             info, comp_rows, comp_files = compress_artifact(pruned.model, int8, ds, settings.compress, settings.bits,

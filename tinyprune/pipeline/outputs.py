@@ -22,7 +22,7 @@ writes them through these; this module writes, it does not prune or decide anyth
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -37,12 +37,15 @@ REPORT_FILE = "report.json"
 
 @dataclass
 class PruneOutputs:
+    """What `write_prune_outputs` wrote: the paths, the int8 size and arena, the report as written."""
+
     folder: Path
     model_path: Path
     tflite_path: Path | None
     report_path: Path
     tflite_bytes: int | None
-    arena_bytes: int | None
+    arena_target_bytes: int | None  # the TFLM arena adjusted to a 32-bit target (ArenaReport.target_bytes)
+    report: dict = field(default_factory=dict)  # report.json's content
 
 
 def _jsonable(obj):
@@ -95,8 +98,8 @@ def write_prune_outputs(out_dir: str | Path, model, report: dict, x_calib: np.nd
 
         tflite = quantize_int8(model, x_calib, num_calibration)
         arena = measure_arena(tflite)
-        report = {**report, "int8_bytes": len(tflite), "arena_bytes_host": arena.host_bytes,
-                  "arena_bytes_target32": arena.target_bytes}
+        report = {**report, "int8_bytes": len(tflite), "arena_host_bytes": arena.host_bytes,
+                  "arena_target_bytes": arena.target_bytes}
     with staged_dir(out_dir, force=force, inputs=inputs) as tmp:
         save_model(tmp, model, wants_keras3(model, report=report) if keras3 is None else keras3)
         if tflite is not None:
@@ -106,4 +109,4 @@ def write_prune_outputs(out_dir: str | Path, model, report: dict, x_calib: np.nd
         write_report(tmp, report)
     return PruneOutputs(out_dir, out_dir / MODEL_FILE, out_dir / TFLITE_FILE if tflite else None,
                         out_dir / REPORT_FILE, len(tflite) if tflite else None,
-                        arena.target_bytes if arena else None)
+                        arena.target_bytes if arena else None, _jsonable(report))

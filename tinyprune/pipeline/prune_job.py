@@ -62,7 +62,9 @@ def prune_model(settings: Settings, model, ds, train: TrainSettings, quiet: bool
                 console: Console | None = None, dense_score: float | None = None) -> Pruned:
     """Prune `model` with `settings` (any method but the budget search). `ds` may be None for
     structured pruning and data-free pruning at init. `dense_score`: the unpruned model's
-    validation score when the caller has measured it already (it is not measured again)."""
+    validation score when the caller has measured it already (it is not measured again).
+    Raises ConfigError / DataError (check_job) for settings that cannot work."""
+    check_job(settings, ds is not None, train)
     if isinstance(settings, StructuredSettings):
         return _structured(settings, model, ds, train, quiet, console or Console(stderr=True, quiet=quiet))
     if isinstance(settings, MagnitudeSettings):
@@ -193,14 +195,23 @@ def prune_job(model_path: str | Path, data: str | None, out_dir: str | Path, set
     console = console or Console(stderr=True, quiet=quiet)
     warnings.filterwarnings("ignore", category=UserWarning)  # TF/Keras chatter (HDF5 legacy, converter stats)
 
+    from tinyprune import training
     from tinyprune.load.data import load_data
     from tinyprune.load.model import load_model
-    from tinyprune.pipeline.outputs import write_prune_outputs
 
     model = load_model(model_path, unsafe=unsafe_load)
     ds = load_data(data).fit_to(model.input_shape) if data else None
+    with training.reproducible(train.seed) as seeded:  # pruning, fine-tuning and the int8 conversion
+        return _prune_and_write(settings, model, ds, train, model_path, out_dir, inputs, force, quiet, console,
+                                seeded)
+
+
+def _prune_and_write(settings: Settings, model, ds, train: TrainSettings, model_path, out_dir, inputs, force: bool,
+                     quiet: bool, console: Console, seeded) -> PruneJobResult:
+    from tinyprune.pipeline.outputs import write_prune_outputs
+
     pruned = prune_model(settings, model, ds, train, quiet=quiet, console=console)
-    report = {"model": str(model_path), **pruned.report}
+    report = {"model": str(model_path), **pruned.report, "seed": seeded.to_dict(), "output": str(Path(out_dir))}
     rows: list = []
     extra: dict[str, bytes] = {}
     if isinstance(settings, MagnitudeSettings):
@@ -211,6 +222,4 @@ def prune_job(model_path: str | Path, data: str | None, out_dir: str | Path, set
     else:
         outputs = write_prune_outputs(out_dir, pruned.model, report, x_calib=ds.x_train if ds is not None else None,
                                       force=force, inputs=inputs)
-        report.update({"int8_bytes": outputs.tflite_bytes, "arena_bytes_target32": outputs.arena_bytes})
-    report["output"] = str(outputs.folder)
-    return PruneJobResult(report, outputs, pruned, rows)
+    return PruneJobResult(outputs.report, outputs, pruned, rows)  # --json prints what report.json holds

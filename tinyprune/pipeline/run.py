@@ -1,8 +1,9 @@
 """The end-to-end job behind `tinyprune run`: one stage per module, wired in order.
 
-    load model + data        loading.py, data.py
-    magnitude pruning        magnitude.py   (tfmot polynomial schedule, fine-tune, strip)
-    int8 conversion          quantize.py    (full-integer PTQ, or pruning-preserving QAT)
+    load model + data        load/model.py, load/data.py
+    prune ([prune] method)   pipeline/prune_job.prune_model (magnitude: tfmot schedule, fine-tune,
+                             strip; structured, at-init) or budget/search.py (method = "budget")
+    int8 conversion          quantize/int8.py (full-integer PTQ, or pruning-preserving QAT)
     TFLM check + arena       firmware_export/tflm.py (real TFLM interpreter)
     C source + header        firmware_export/cexport.py
     fit per board            firmware_export/estimate.py
@@ -34,8 +35,8 @@ class RunResult:
     """What `run_pipeline` produced and measured."""
 
     output_dir: Path
-    float_accuracy: float
-    pruned_accuracy: float
+    original_float_accuracy: float  # Keras, the unpruned model, validation split
+    pruned_float_accuracy: float  # Keras, the pruned model (parity.float_accuracy is this one too)
     sparsity: dict[str, float]
     dense_int8_bytes: int  # int8 .tflite of the unpruned model
     int8_bytes: int  # int8 .tflite of the pruned model: the same, masks save no flash
@@ -142,8 +143,8 @@ def _print_summary(r: RunResult, console: Console) -> None:
     from rich.table import Table
 
     t = Table(title="tinyprune run", show_header=False)
-    t.add_row("float accuracy (Keras, unpruned)", f"{r.float_accuracy:.4f}")
-    t.add_row(f"pruned accuracy (Keras, {r.method})", f"{r.pruned_accuracy:.4f}")
+    t.add_row("float accuracy (Keras, unpruned)", f"{r.original_float_accuracy:.4f}")
+    t.add_row(f"pruned accuracy (Keras, {r.method})", f"{r.pruned_float_accuracy:.4f}")
     mean_sparsity = sum(r.sparsity.values()) / max(len(r.sparsity), 1)
     t.add_row("mean layer sparsity", f"{mean_sparsity:.1%}")
     t.add_row("int8 .tflite bytes (dense / pruned)", f"{r.dense_int8_bytes:,} / {r.int8_bytes:,}")

@@ -55,6 +55,13 @@ class StructuredSettings:
             raise ConfigError(f"--ratio must be in [0, 1) (the fraction of channels to remove), got {self.ratio}")
         if self.round_to < 1 or self.steps < 1:
             raise ConfigError(f"--round-to and --steps must be >= 1, got {self.round_to} and {self.steps}")
+        from tinyprune.prune import REDUCTIONS
+        from tinyprune.prune.structured.importance import IMPORTANCES  # the registry (no TensorFlow)
+
+        if self.importance not in IMPORTANCES:
+            raise ConfigError(f"unknown importance {self.importance!r}; use one of {', '.join(IMPORTANCES)}")
+        if self.reduction not in REDUCTIONS:
+            raise ConfigError(f"unknown reduction {self.reduction!r}; use one of {', '.join(REDUCTIONS)}")
 
 
 @dataclass(frozen=True)
@@ -130,6 +137,11 @@ class AtInitSettings:
 
     def check(self, has_data: bool, train: TrainSettings) -> None:
         method, rho = self.method, self.compression
+        if method not in METHODS or METHODS[method].kind not in ("at_init", "imp"):
+            known = ", ".join(n for n, m in METHODS.items() if m.kind in ("at_init", "imp"))
+            raise ConfigError(f"{method!r} is not a method that prunes at initialization; use one of {known}")
+        if self.rewind_epoch and self.spec.kind != "imp":
+            raise ConfigError(f"--rewind-epoch applies to `tinyprune prune imp`, not `{method}`")
         if rho is None:
             raise ConfigError(f"--method {method} needs --compression RHO (>= 1; kept fraction 1/RHO), "
                               "e.g. --compression 10")

@@ -11,7 +11,8 @@ or writes files (the pipeline does).
 
 `CRITERIA` names the built-in channel importance criteria of `structured/importance.py` (its
 registry `IMPORTANCES` has these and any registered later); it is here, without TensorFlow, for
-the CLI's choices.
+the CLI's choices, as is `REDUCTIONS`, how a group's per-layer scores are combined.
 """
 
 CRITERIA = ("l1", "l2", "bn", "taylor", "random")
+REDUCTIONS = ("sum", "mean", "max")

@@ -28,11 +28,10 @@ from typing import Any
 
 import numpy as np
 
+from firmware_export.lut import MAX_BITS, MIN_BITS, check_bits  # noqa: F401  (the LUT's index range, one place)
 from tinyprune.keras_facts import main_kernel
 from tinyprune.load.data import Dataset
-from tinyprune.errors import ConfigError
 
-MIN_BITS, MAX_BITS = 2, 7  # the TFLM LUT index range tinyprune offers (firmware_export.lut)
 # Fine-tuning rate for clustering: 10x below Adam's default; tfmot's clustering guide fine-tunes
 # centroids with a lower rate than training so the clusters do not scatter.
 CLUSTER_LR = 1e-4
@@ -58,11 +57,6 @@ class ClusterResult:
     def fits(self) -> bool:
         """True if every kernel layer holds at most 2^bits values per output channel."""
         return all(v <= 2 ** self.bits for v in self.values_per_channel.values())
-
-
-def check_bits(bits: int) -> None:
-    if not MIN_BITS <= int(bits) <= MAX_BITS:
-        raise ConfigError(f"LUT index bits must be in {MIN_BITS}..{MAX_BITS}, got {bits}")
 
 
 def values_per_output_channel(kernel: np.ndarray) -> int:

@@ -41,9 +41,3 @@ METHODS: dict[str, Method] = {m.name: m for m in (
 )}
 
 
-def get_method(name: str) -> Method:
-    """The method called `name`; ValueError naming the choices otherwise."""
-    try:
-        return METHODS[name]
-    except KeyError:
-        raise ValueError(f"unknown pruning method {name!r}; choose one of {', '.join(METHODS)}") from None

@@ -30,9 +30,8 @@ from typing import Callable
 import numpy as np
 
 from tinyprune.errors import ConfigError, DataError
+from tinyprune.prune import REDUCTIONS  # how a group's per-layer scores combine (defined without TensorFlow)
 from tinyprune.prune.structured.dependency import DependencyGraph
-
-REDUCTIONS = ("sum", "mean", "max")
 MAGNITUDE_WEIGHTS = frozenset({"kernel", "depthwise_kernel", "pointwise_kernel", "gamma"})
 KERNEL_WEIGHTS = ("kernel", "depthwise_kernel", "pointwise_kernel")
 TAYLOR_SAMPLES = 256  # one batch of this many training samples estimates the gradient
