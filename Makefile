@@ -22,8 +22,12 @@ demo: $(STAMP)
 	$(BIN)/tinyprune run --force
 	$(BIN)/tinyprune prune budget models/digits_cnn.h5 --data digits --flash-budget 25% --epochs 5 -o out/demo/budget25 --force
 
+# The suite runs on TEST_WORKERS processes (pytest-xdist), a test file per worker at a time
+# (--dist loadfile keeps a module's fixtures in one process); 2 halves its time on 2 cores.
+TEST_WORKERS ?= 2
+
 test: $(STAMP)
-	$(BIN)/python -m pytest -q tests
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile tests
 
 # Refresh constraints.txt from the current environment (after changing a dependency range).
 constraints: $(STAMP)
