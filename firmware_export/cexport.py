@@ -130,6 +130,13 @@ def check_name(name: str) -> None:
                           "(not starting with a digit), e.g. --name kws")
 
 
+def name_from_path(path: str | Path) -> str:
+    """A C identifier prefix from a model's file name (`kws-v2.h5` -> `kws_v2`; `model` if empty),
+    for the export's array and header names."""
+    name = re.sub(r"\W", "_", Path(path).stem, flags=re.ASCII) or "model"
+    return name if name[0].isalpha() else f"m_{name}"
+
+
 def float_ops(model: TfliteModel) -> list[str]:
     """Operators (other than QUANTIZE/DEQUANTIZE) that read or write float32 tensors."""
     found = []

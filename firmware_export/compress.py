@@ -372,3 +372,26 @@ def same_outputs(original: bytes, compressed: bytes, samples: int = 8, seed: int
         return bool(np.array_equal(run(original, x, True), run(compressed, x, True)))
     x = rng.standard_normal(shape).astype(np.float32)
     return bool(np.array_equal(run(original, x), run(compressed, x)))
+
+
+def compress_file(model: str | Path, output: str | Path, method: str = "auto", bits: int = 4,
+                  force: bool = False) -> CompressedModel:
+    """What `tinyprune compress MODEL -o OUTPUT` does: compress a .tflite file, check the result's
+    TFLM outputs on random inputs (`same_outputs`) and only then write OUTPUT atomically.
+
+    Raises ConfigError for a bad method or bits, OutputExistsError for an existing OUTPUT without
+    `force` (or one that is the input or a folder), TfliteFormatError for a file that is not a
+    .tflite, and TflmError when the compressed model's outputs differ (nothing is written)."""
+    from firmware_export.errors import TflmError
+    from firmware_export.files import check_writable_file, write_bytes
+    from firmware_export.tflite_model import read_tflite
+
+    check_method(method, bits)
+    check_writable_file(Path(output), force, inputs=[model])
+    data = read_tflite(model).data
+    result = compress_model(data, method, bits)
+    if not same_outputs(data, result.data):
+        raise TflmError("the compressed model's TFLM outputs differ from the original's on random inputs; "
+                        "nothing was written (please report this model)")
+    write_bytes(Path(output), result.data, force=force, inputs=[model])
+    return result

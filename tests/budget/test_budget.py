@@ -230,6 +230,18 @@ def test_budget_bad_input_exits_2(tmp_path, args, expect):
     assert not out.exists()
 
 
+@pytest.mark.parametrize("kw,expect", [({"name": "9lives"}, "not a C identifier"), ({"bits": 9}, "2..7")])
+def test_library_budget_refuses_a_bad_name_or_bits_before_the_search(digits, tmp_path, kw, expect):
+    """These failed only in the export, after the whole search had run."""
+    from tinyprune.budget.search import prune_for_budget
+    from tinyprune.errors import ConfigError
+    from tinyprune.load.model import load_model
+
+    with pytest.raises(ConfigError, match=expect):
+        prune_for_budget(load_model(DEMO_MODEL), digits, tmp_path / "out", flash_budget="50%", quiet=True, **kw)
+    assert not (tmp_path / "out").exists()
+
+
 def test_budget_without_data_exits_2(tmp_path):
     proc = run_cli(["prune", str(DEMO_MODEL), "--flash-budget", "50%", "-o", str(tmp_path / "out")])
     assert proc.returncode == 2

@@ -146,6 +146,22 @@ def test_cli_compress_end_to_end_without_tensorflow(demo_int8, tmp_path):
     assert report["extra_arena_target_bytes"] > 0
 
 
+def test_compress_file_is_the_cli_in_the_library(demo_int8, tmp_path):
+    from firmware_export.compress import compress_file
+    from firmware_export.errors import OutputExistsError
+    from tests.helpers import run_cli
+
+    src = tmp_path / "sparse.tflite"
+    src.write_bytes(_sparsify(demo_int8.read_bytes(), 0.8))
+    lib, cli = tmp_path / "lib.tflite", tmp_path / "cli.tflite"
+    result = compress_file(src, lib, "prune")
+    assert run_cli(["compress", str(src), "-o", str(cli), "--method", "prune"]).returncode == 0
+    assert lib.read_bytes() == cli.read_bytes() == result.data
+    with pytest.raises(OutputExistsError, match="--force"):
+        compress_file(src, lib, "prune")
+    compress_file(src, lib, "prune", force=True)
+
+
 def test_cli_compress_bad_input_one_line_exit_2(demo_int8, tmp_path):
     from tests.helpers import run_cli, stderr_one_line
 

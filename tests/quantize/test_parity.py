@@ -129,6 +129,15 @@ def test_qat_bad_epochs(demo_model, digits):
         quantize_aware(demo_model, digits, epochs=0)
 
 
+def test_calibration_of_the_wrong_shape_is_a_data_error(demo_model):
+    """TFLite's converter raised a bare RuntimeError deep in calibration."""
+    from tinyprune.errors import DataError
+    from tinyprune.quantize.int8 import quantize_int8
+
+    with pytest.raises(DataError, match=r"shape \(8, 8\).*\(8, 8, 1\)"):
+        quantize_int8(demo_model, np.zeros((20, 8, 8), np.float32))
+
+
 def test_qat_model_still_counts_as_ending_in_softmax(demo_model):
     """QAT wraps the activation; the loss must still be computed on probabilities, not logits."""
     from tinyprune.quantize.int8 import qat_model

@@ -47,9 +47,11 @@ from rich.console import Console
 
 from firmware_export import tflm
 from firmware_export.boards import DEFAULT_BOARDS, Board, select_boards
+from firmware_export.cexport import check_name
 from firmware_export.estimate import arena_figure, fit_model, flash_bytes, ram_overhead_bytes
 from firmware_export.files import check_writable, staged_dir
 from firmware_export.compress import EXPERIMENTAL_NOTE
+from firmware_export.lut import check_bits
 from firmware_export.tflite_model import parse_tflite
 from tinyprune import training
 from tinyprune.keras_facts import main_kernel
@@ -365,6 +367,8 @@ def prune_for_budget(model, ds: Dataset | None, out_dir: str | Path, *, flash_bu
     elif any((flash_budget, ram_budget, latency_budget, board, boards_file)):
         raise ConfigError("give the budget either as budget=Budget.parse(...) or as strings, not both")
     check_job(round_to, ds is not None)
+    check_name(name)  # before the search, not when its export writes the C source
+    check_bits(bits)
     if epochs < 0:
         raise ConfigError(f"--epochs must be >= 0, got {epochs}")
     if batch_size < 1:

@@ -1,7 +1,8 @@
 """`tinyprune compress MODEL.tflite -o OUT.tflite`: store sparse or clustered weights in a form TFLM decodes.
 
-A thin wrapper over `firmware_export.compress.compress_model` (and `same_outputs`, which runs
-both models in the real TFLM interpreter on random inputs); it never imports TensorFlow. Use it
+A thin wrapper over `firmware_export.compress.compress_file` (compress_model, then `same_outputs`,
+which runs both models in the real TFLM interpreter on random inputs, then the write); it never
+imports TensorFlow. Use it
 on any int8 .tflite, for example one pruned with tfmot elsewhere: `--method prune` turns
 sparsity into flash losslessly, `--method lut` needs weights clustered to 2^bits values per
 channel, `--method auto` takes the smaller per tensor.
@@ -25,23 +26,10 @@ import click
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
 def compress(model: str, output: str, method: str, bits: int, force: bool, as_json: bool) -> None:
     """Compress MODEL.tflite's weights with TFLM's DECODE formats; report flash saved and arena added."""
-    from pathlib import Path
+    from firmware_export.compress import compress_file
 
-    from firmware_export.compress import check_method, compress_model, same_outputs
-    from firmware_export.files import check_writable_file, write_bytes
-    from firmware_export.tflite_model import read_tflite
-    from tinyprune.errors import TflmError
-
-    check_method(method, bits)
-    check_writable_file(Path(output), force, inputs=[model])
-    data = read_tflite(model).data
-    result = compress_model(data, method, bits)
-    identical = same_outputs(data, result.data)
-    if not identical:
-        raise TflmError("the compressed model's TFLM outputs differ from the original's on random inputs; "
-                        "nothing was written (please report this model)")
-    write_bytes(Path(output), result.data, force=force, inputs=[model])
-    report = {**result.to_dict(), "input": model, "output": output, "outputs_identical_on_random_inputs": identical}
+    result = compress_file(model, output, method, bits, force)  # raises before writing when outputs differ
+    report = {**result.to_dict(), "input": model, "output": output, "outputs_identical_on_random_inputs": True}
     if as_json:
         click.echo(json.dumps(report, indent=2))
         return

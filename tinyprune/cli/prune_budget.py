@@ -9,8 +9,6 @@ JSON with --json). The older spelling `tinyprune prune MODEL --flash-budget ...`
 from __future__ import annotations
 
 import json
-import re
-from pathlib import Path
 
 import click
 
@@ -18,12 +16,6 @@ from tinyprune.budget.limits import ALLOCATIONS, IMPORTANCES
 from tinyprune.cli import options
 from tinyprune.training.limits import (DEFAULT_LR_SCHEDULE, DEFAULT_MIXUP, DEFAULT_TEMPERATURE, DEFAULT_WEIGHT,
                                       LR_SCHEDULES, MAX_MIXUP)
-
-
-def model_name(path: str) -> str:
-    """A C identifier from the model's file name (the export's array and header names)."""
-    name = re.sub(r"\W", "_", Path(path).stem, flags=re.ASCII) or "model"
-    return name if name[0].isalpha() else f"m_{name}"
 
 
 @click.command("budget")
@@ -70,6 +62,7 @@ def budget(model: str, data: str | None, epochs: int, batch_size: int, output: s
     """Remove filters until MODEL fits the budgets, losing the least accuracy; write OUT/."""
     from rich.console import Console
 
+    from firmware_export.cexport import name_from_path
     from tinyprune.budget.limits import Budget, check_job
 
     parsed = Budget.parse(flash_budget, ram_budget, latency_budget, board, boards_file, margin)  # the one parse
@@ -86,7 +79,7 @@ def budget(model: str, data: str | None, epochs: int, batch_size: int, output: s
     console = Console(stderr=as_json, quiet=quiet)
     result = prune_for_budget(
         keras_model, ds, output, budget=parsed, epochs=epochs, ignore=tuple(ignore), batch_size=batch_size,
-        importance=importance, round_to=round_to, name=model_name(model), force=force, quiet=quiet or as_json,
+        importance=importance, round_to=round_to, name=name_from_path(model), force=force, quiet=quiet or as_json,
         console=console, allow_compress=allow_compress, bits=bits, seed=seed,
         distill={"on": True, "off": False}.get(distill, distill), temperature=temperature,
         distill_weight=distill_weight, mixup=mixup, iterative_steps=iterative_steps, step_epochs=step_epochs,

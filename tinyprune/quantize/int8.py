@@ -24,7 +24,7 @@ import numpy as np
 
 from firmware_export.tflm import capture_c_stderr
 from tinyprune.load.data import Dataset
-from tinyprune.errors import ConfigError, UnsupportedLayerError
+from tinyprune.errors import ConfigError, DataError, UnsupportedLayerError
 from tinyprune.tfsetup import tf, tfmot
 
 IO_TYPES = {"int8": "int8", "uint8": "uint8", "float32": "float32"}
@@ -52,6 +52,11 @@ def quantize_int8(model, x_calib: np.ndarray, num_calibration: int = 300,
     """
     if io_type not in IO_TYPES:
         raise ConfigError(f"unknown input/output type {io_type!r}; use one of {', '.join(IO_TYPES)}")
+    want = tuple(model.input_shape[1:]) if not isinstance(model.input_shape, list) else None
+    got = tuple(np.shape(x_calib)[1:])
+    if want is not None and (len(want) != len(got) or any(w not in (None, g) for w, g in zip(want, got))):
+        raise DataError(f"calibration samples have shape {got}, the model's input is {want}: give samples "
+                        "the model takes (e.g. the training data it was fitted on)")
     samples = representative_samples(x_calib, num_calibration)
 
     def representative():

@@ -21,12 +21,16 @@ from __future__ import annotations
 import copy
 import difflib
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Callable, Iterable
 
 import numpy as np
 
 from tinyprune.errors import ConfigError, UnsupportedLayerError
 from tinyprune.prune.structured.dependency import DependencyGraph, Group, build_graph
-from tinyprune.prune.structured.importance import REDUCTIONS, get_importance, has_batchnorm
+from tinyprune.prune.structured.importance import REDUCTIONS, Importance, get_importance, has_batchnorm
+
+if TYPE_CHECKING:
+    from tinyprune.load.data import Dataset
 
 EPS = 1e-12  # guards the per-group normalisation of scores for global ranking
 
@@ -314,9 +318,10 @@ def _layer_rows(before, after, kept_positions: dict[str, np.ndarray], orig_chann
 
 
 def prune_structured(model, ratio: float | None = None, *, layer_ratios: dict[str, float] | None = None,
-                     group_keep: dict[str, int] | None = None, importance="l1", reduction: str = "mean",
-                     global_ranking: bool = False, ignore=(), round_to: int = 1, steps: int = 1,
-                     data=None, progress=None) -> StructuredResult:
+                     group_keep: dict[str, int] | None = None, importance: str | Importance = "l1",
+                     reduction: str = "mean", global_ranking: bool = False, ignore: Iterable[str] = (),
+                     round_to: int = 1, steps: int = 1, data: Dataset | tuple | np.ndarray | None = None,
+                     progress: Callable[[int, int], None] | None = None) -> StructuredResult:
     """Remove channels (filters, units) from `model`; returns a new, smaller model and a record.
 
     Args:
