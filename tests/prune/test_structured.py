@@ -417,7 +417,7 @@ def test_bad_inputs_are_clear_errors():
             prune_structured(m, bad)
     with pytest.raises(ConfigError, match="no layer named 'c9'"):
         prune_structured(m, 0.5, ignore=("c9",))
-    with pytest.raises(ConfigError, match="round_to"):
+    with pytest.raises(ConfigError, match="--round-to must be a whole number"):
         prune_structured(m, 0.5, round_to=0)
     with pytest.raises(ConfigError, match="importance"):
         prune_structured(m, 0.5, importance="nope")

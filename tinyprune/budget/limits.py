@@ -190,7 +190,8 @@ def check_job(round_to: int, has_data: bool) -> None:
     checked by `Budget.parse`)."""
     from tinyprune.errors import DataError
 
-    if round_to < 1:
-        raise ConfigError(f"--round-to must be >= 1, got {round_to}")
+    from tinyprune.prune import check_round_to
+
+    check_round_to(round_to)
     if not has_data:
         raise DataError("a budget search needs data to measure accuracy; pass --data (digits or a .npz)")

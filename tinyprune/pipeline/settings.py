@@ -53,9 +53,11 @@ class StructuredSettings:
                               "or --layer-ratio NAME=R")
         if self.ratio is not None and not 0.0 <= self.ratio < 1.0:
             raise ConfigError(f"--ratio must be in [0, 1) (the fraction of channels to remove), got {self.ratio}")
-        if self.round_to < 1 or self.steps < 1:
-            raise ConfigError(f"--round-to and --steps must be >= 1, got {self.round_to} and {self.steps}")
-        from tinyprune.prune import REDUCTIONS
+        from tinyprune.prune import REDUCTIONS, check_round_to
+
+        check_round_to(self.round_to)
+        if self.steps < 1:
+            raise ConfigError(f"--steps must be >= 1, got {self.steps}")
         from tinyprune.prune.structured.importance import IMPORTANCES  # the registry (no TensorFlow)
 
         if self.importance not in IMPORTANCES:

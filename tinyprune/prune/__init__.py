@@ -16,3 +16,11 @@ the CLI's choices, as is `REDUCTIONS`, how a group's per-layer scores are combin
 
 CRITERIA = ("l1", "l2", "bn", "taylor", "random")
 REDUCTIONS = ("sum", "mean", "max")
+
+
+def check_round_to(round_to: int) -> None:
+    """ConfigError unless channel counts can be rounded to multiples of `round_to` (a whole number >= 1)."""
+    from tinyprune.errors import ConfigError
+
+    if isinstance(round_to, bool) or not isinstance(round_to, int) or round_to < 1:
+        raise ConfigError(f"--round-to must be a whole number >= 1, got {round_to!r}")

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Callable, Iterable
 import numpy as np
 
 from tinyprune.errors import ConfigError, UnsupportedLayerError
+from tinyprune.prune import check_round_to
 from tinyprune.prune.structured.dependency import DependencyGraph, Group, build_graph
 from tinyprune.prune.structured.importance import REDUCTIONS, Importance, get_importance, has_batchnorm
 
@@ -112,8 +113,7 @@ def _validate(model, ratio, layer_ratios, group_keep, reduction, ignore, round_t
         _check_ratio(r, f"layer ratio for '{name}'")
     if reduction not in REDUCTIONS:
         raise ConfigError(f"unknown reduction {reduction!r}; use one of {', '.join(REDUCTIONS)}")
-    if not isinstance(round_to, int) or round_to < 1:
-        raise ConfigError(f"round_to must be a whole number >= 1, got {round_to}")
+    check_round_to(round_to)
     if not isinstance(steps, int) or steps < 1:
         raise ConfigError(f"steps must be a whole number >= 1, got {steps}")
     names = [ly.name for ly in model.layers]
