@@ -17,9 +17,12 @@ from __future__ import annotations
 import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
+
+if TYPE_CHECKING:
+    from tinyprune.load.data import Dataset
 
 from tinyprune.pipeline.settings import (AtInitSettings, MagnitudeSettings, Settings, StructuredSettings,
                                          TrainSettings)
@@ -46,6 +49,8 @@ class Pruned:
 
 @dataclass
 class PruneJobResult:
+    """What `prune_job` did: report.json's content, the files written, the pruned model."""
+
     report: dict
     outputs: Any  # tinyprune.pipeline.outputs.PruneOutputs
     pruned: Pruned
@@ -58,7 +63,7 @@ def check_job(settings: Settings, has_data: bool, train: TrainSettings) -> None:
     settings.check(has_data, train)
 
 
-def prune_model(settings: Settings, model, ds, train: TrainSettings, quiet: bool = False,
+def prune_model(settings: Settings, model, ds: Dataset | None, train: TrainSettings, quiet: bool = False,
                 console: Console | None = None, dense_score: float | None = None) -> Pruned:
     """Prune `model` with `settings` (any method but the budget search). `ds` may be None for
     structured pruning and data-free pruning at init. `dense_score`: the unpruned model's
