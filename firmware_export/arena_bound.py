@@ -181,12 +181,18 @@ def arena_constant(bound_bytes: int) -> int:
     return -(-raw // ARENA_ALIGNMENT) * ARENA_ALIGNMENT
 
 
-def header_arena_bytes(model: TfliteModel, report: ArenaReport, core: str | None = None) -> int:
-    """The `NAME_tensor_arena_size` an exported header (cexport.py) gives `core`: the constant of
-    the portable bound, or on a Helium core the constant of its own bound when that is larger.
-    Without a core: the portable constant (the header's first). This is the arena a firmware
-    built from the export allocates, whatever kernels the board's build links."""
-    portable = arena_constant(arena_bound_portable(model, report).bound_bytes)
+def header_bound(model: TfliteModel, report: ArenaReport, core: str | None = None) -> ArenaBound:
+    """The bound an exported header's constant for `core` is made from: the portable bound, or
+    on a Helium core its own bound when that is larger (without a core: the portable one)."""
+    portable = arena_bound_portable(model, report)
     if core is None or ISA.get(core) != MVE:
         return portable
-    return max(portable, arena_constant(arena_bound(model, report, "cmsis-nn", core).bound_bytes))
+    own = arena_bound(model, report, "cmsis-nn", core)
+    return own if own.bound_bytes > portable.bound_bytes else portable
+
+
+def header_arena_bytes(model: TfliteModel, report: ArenaReport, core: str | None = None) -> int:
+    """The `NAME_tensor_arena_size` an exported header (cexport.py) gives `core`: the constant of
+    `header_bound` (the header's first constant without a core). This is the arena a firmware
+    built from the export allocates, whatever kernels the board's build links."""
+    return arena_constant(header_bound(model, report, core).bound_bytes)

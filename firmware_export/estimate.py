@@ -255,8 +255,9 @@ class FitReport:
         from firmware_export.terminal import escape
         from rich.table import Table
 
-        t = Table(title=f"fit: {self.model_bytes:,} B model, {self.macs:,} MACs, "
-                        f"arena <= {self.arena_bound_bytes:,} B (32-bit bound)",
+        arena = max((r.arena_bytes for r in self.results), default=0)
+        t = Table(title=f"fit: {self.model_bytes:,} B model, {self.macs:,} MACs, arena {arena:,} B "
+                        f"(bound {self.arena_bound_bytes:,})",
                   box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, padding=(0, 1, 0, 0))
         t.add_column("board", no_wrap=True)
         t.add_column("cpu@MHz", no_wrap=True)

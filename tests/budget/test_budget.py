@@ -4,6 +4,7 @@ search end to end (artifact measured within budget), and bad input."""
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -240,6 +241,18 @@ def test_library_budget_refuses_a_bad_name_or_bits_before_the_search(digits, tmp
     with pytest.raises(ConfigError, match=expect):
         prune_for_budget(load_model(DEMO_MODEL), digits, tmp_path / "out", flash_budget="50%", quiet=True, **kw)
     assert not (tmp_path / "out").exists()
+
+
+def test_piped_output_is_120_columns_wide(tmp_path):
+    """In a CI log (stdout and stderr not terminals, COLUMNS unset) rich drew 80 columns and cut
+    the fit table's verdict to 'y…'; every command now draws 120 there unless COLUMNS is set."""
+    env = {k: v for k, v in os.environ.items() if k != "COLUMNS"}  # pytest itself sets COLUMNS=80
+    args = ["prune", "budget", str(DEMO_MODEL), "--data", "digits", "--flash-budget", "1MB", "-o", str(tmp_path / "o")]
+    proc = run_cli(args, env=env)  # nothing to do: the model is written unchanged, with its fit table
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert 80 < max(len(ln) for ln in proc.stdout.splitlines()) <= 120
+    narrow = run_cli([*args, "--force"], env={**env, "COLUMNS": "80"})  # the user's COLUMNS wins
+    assert max(len(ln) for ln in narrow.stdout.splitlines()) <= 80
 
 
 def test_budget_without_data_exits_2(tmp_path):

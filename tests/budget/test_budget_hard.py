@@ -190,7 +190,7 @@ def test_joint_compression_meets_a_budget_removal_alone_cannot_with_decode_arena
     from tinyprune.load.model import load_model
 
     model = load_model(DEMO_MODEL)
-    kw = dict(flash_budget="14.5KB", ram_budget="12KB", round_to=16, epochs=1, importance="l1", quiet=True,
+    kw = dict(flash_budget="14.5KB", ram_budget="12.5KB", round_to=16, epochs=1, importance="l1", quiet=True,
               seed=0)
     with pytest.raises(BudgetError, match="--allow-compress may reach it"):  # channels in 16s bottom out near 15 KB
         prune_for_budget(model, digits, tmp_path / "removal", **kw)

@@ -8,6 +8,7 @@ line naming a file or layer carried ESC and BEL. rich escaped its markup, not th
 from __future__ import annotations
 
 import json
+import os
 
 from firmware_export.terminal import escape, printable
 from tests.helpers import run_cli, stderr_one_line
@@ -54,7 +55,7 @@ def test_boards_file_text_escaped(tmp_path):
     q = json.dumps  # a JSON string is a TOML basic string: the characters arrive as \u001b escapes
     path.write_text(f'[[board]]\nname = "evil"\ntitle = {q("t" + CLEAR)}\nmcu = {q("m" + TITLE)}\n'
                     f'core = "cortex-m4f"\nclock_mhz = 64\nflash_kb = 256\nsram_kb = 64\nsource = {q("s" + RTL + "x")}\n')
-    proc = run_cli(["boards", "--boards-file", str(path)])
+    proc = run_cli(["boards", "--boards-file", str(path)], env={**os.environ, "COLUMNS": "400"})  # pytest sets 80
     assert proc.returncode == 0, proc.stderr
     _no_raw(proc.stdout + proc.stderr)
     assert "m\\x1b]0;pwned\\x07" in proc.stdout

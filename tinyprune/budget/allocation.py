@@ -3,7 +3,9 @@
 Greedy on sensitivity per unit of resource saved: starting from the full model, every
 step removes a slice of channels (1/16 of the group, rounded to `round_to`) from the group
 whose step costs the least predicted score drop per unit of the still-unmet limits it frees,
-until every limit is met; then channel slices whose return lowers the predicted drop are
+until every limit is met (when no single step lowers an unmet quantity, e.g. an arena peak two
+groups share, every group above its floor gives one slice); then channel slices whose return
+lowers the predicted drop are
 put back while every limit stays met (the last step may have overshot). The predicted drop
 of an allocation is the sum of the groups' sensitivities at their ratios (an additive model: groups are pruned together later, and
 the budget search measures the real result after fine-tuning).
@@ -163,7 +165,12 @@ def allocate(graph: DependencyGraph, predictor: SizePredictor, sens: Sensitivity
             if old == m:
                 continue
             consider(m.drop - (old.drop if old else 0.0), keep, dict(chosen, **{m.layer: m}), m)
-        if best is None:
+        if best is None:  # no single step lowers a missed quantity (e.g. a peak two groups share)
+            shrink = {gid: max(floor[gid], k - _step(channels[gid], round_to)) for gid, k in keep.items()}
+            if shrink != keep:  # one step on every group above its floor, then look again
+                keep, pred = shrink, _predict(predictor, shrink, joint, chosen)
+                steps += 1
+                continue
             small = smallest(graph, predictor, round_to, joint)
             raise BudgetError(
                 "no allocation meets the budget: the smallest model channel removal"

@@ -46,6 +46,7 @@ import numpy as np
 from rich.console import Console
 
 from firmware_export import tflm
+from firmware_export.arena_bound import arena_constant, header_bound
 from firmware_export.boards import DEFAULT_BOARDS, Board, select_boards
 from firmware_export.cexport import check_name
 from firmware_export.estimate import arena_figure, fit_model, flash_bytes, ram_overhead_bytes
@@ -84,14 +85,15 @@ class Measured:
     """Facts of one int8 artifact (`int8_bytes` is the flash the model takes)."""
 
     int8_bytes: int
-    arena_bytes: int  # 32-bit TFLM arena: the upper bound fit and the header use (see measure)
+    arena_bytes: int  # 32-bit TFLM arena the exported header allocates, as fit counts it (see measure)
     ram_bytes: int  # arena + interpreter + stack (firmware_export.estimate)
     latency_ms: float | None  # estimated on the budget's board (None without a board)
     macs: int
-    # the part of the arena the size predictor scales with the activations: TFLM's planned
-    # (non-persistent) head plus what the bound adds to the raw figure (CMSIS-NN scratch, slack)
+    # the part of the bound the size predictor scales with the activations: TFLM's planned
+    # (non-persistent) head plus the CMSIS-NN scratch the bound adds to it
     arena_head_bytes: int = 0
     runtime_code_bytes: int = 0  # TFLM code for this model's ops on the board (0 without a board)
+    arena_bound_bytes: int = 0  # the 32-bit bound `arena_bytes` is the header's constant of
 
 
 @dataclass
@@ -143,12 +145,13 @@ def artifact(model, ds: Dataset, calibration: int, chosen: dict | None = None, b
 def measure(tflite: bytes, board: Board | None) -> Measured:
     """Bytes, 32-bit arena, RAM and (with a board) estimated latency of an int8 .tflite.
 
-    The arena is the figure `tinyprune fit` and the exported header use, so that a budget met
-    here is met there: the upper bound for the board's core and kernels (arena_bound.py), and
-    without a board the bound over the cores without Helium (the header's constant)."""
+    The arena is the figure `tinyprune fit` counts, so that a budget met here is met there: the
+    exported header's constant for the board's core (arena_bound.header_arena_bytes; without a
+    board the header's first constant)."""
     model = parse_tflite(tflite)
     report = tflm.measure_arena(tflite)
     arena = arena_figure(model, report, board)
+    bound = header_bound(model, report, board.core if board is not None else None)
     latency = None
     if board is not None:
         latency = fit_model(model, [board], arena=arena).results[0].latency_ms  # the figure, not re-bounded
@@ -156,7 +159,7 @@ def measure(tflite: bytes, board: Board | None) -> Measured:
 
     code = flash_bytes(model, board.kernels)[0] if board is not None else 0
     return Measured(len(tflite), arena, arena + ram_overhead_bytes(model), latency,
-                    int(model_cost(model).total_macs), report.head_bytes + arena - report.target_bytes, code)
+                    int(model_cost(model).total_macs), report.head_bytes + bound.scratch_bytes, code, bound.bound_bytes)
 
 
 
@@ -438,7 +441,8 @@ def _search(model, ds: Dataset, out_dir: Path, asked: Budget, *, epochs, batch_s
     # 3. graph, predictor, feasibility (before any training)
     t = time.perf_counter()
     graph = _graph(model, ignore)
-    predictor = SizePredictor(model, graph, original.int8_bytes, original.arena_bytes, original.arena_head_bytes)
+    predictor = SizePredictor(model, graph, original.int8_bytes, original.arena_bound_bytes, original.arena_head_bytes,
+                              to_arena=arena_constant)
     base_limits = _limits(budget, original, {})
     small = smallest(graph, predictor, round_to)
     factors: dict[str, float] = {}
@@ -499,8 +503,8 @@ def _search(model, ds: Dataset, out_dir: Path, asked: Budget, *, epochs, batch_s
         prefix = f"step {step}: " if iterative_steps > 1 else ""
         if step > 1:
             graph = _graph(current, ignore)
-            predictor = SizePredictor(current, graph, current_m.int8_bytes, current_m.arena_bytes,
-                                      current_m.arena_head_bytes)
+            predictor = SizePredictor(current, graph, current_m.int8_bytes, current_m.arena_bound_bytes,
+                                      current_m.arena_head_bytes, to_arena=arena_constant)
         t = time.perf_counter()
         sensitivities = {crit: analyze(current, graph, ds_scored, importance=crit, round_to=round_to, quiet=quiet,
                                        use_cache=use_cache)
@@ -672,7 +676,16 @@ def _remove_measured(current, allocator, budget: Budget,
     updated in place."""
     rounds = []
     for i in range(MAX_ROUNDS):
-        alloc = allocator(_limits(budget, current_m, factors))
+        try:
+            alloc = allocator(_limits(budget, current_m, factors))
+        except BudgetError:
+            if not rounds:
+                raise
+            got = rounds[-1]["measured"]
+            raise BudgetError(f"the artifact misses {budget.describe()} (measured {got['int8_bytes']:,} B, arena "
+                              f"{got['arena_bytes']:,} B, RAM {got['ram_bytes']:,} B after {len(rounds)} round(s)) "
+                              "and no smaller allocation of its shape is predicted to meet it; try a looser budget "
+                              "or a smaller --round-to") from None
         pruned = prune_structured(current, group_keep=alloc.keep, importance=importance, data=ds, ignore=ignore)
         quick, _, _ = artifact(pruned.model, ds, QUICK_CALIBRATION, alloc.compress, bits)
         got = measure(quick, budget.board)

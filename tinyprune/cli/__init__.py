@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import os
 import sys
 
 import click
@@ -72,8 +73,13 @@ def cli() -> None:
     """
 
 
+PIPE_WIDTH = 120  # rich's width for output that is not a terminal (a CI log): its default 80 cut columns
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: one line on stderr and exit 2 for any user error."""
+    if "COLUMNS" not in os.environ and not sys.stdout.isatty() and not sys.stderr.isatty():
+        os.environ["COLUMNS"] = str(PIPE_WIDTH)  # every rich Console of the command reads it; a user's wins
     try:
         rv = cli.main(args=argv, prog_name="tinyprune", standalone_mode=False)
     except TinypruneError as e:

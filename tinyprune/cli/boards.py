@@ -7,11 +7,9 @@ from __future__ import annotations
 
 import json
 
-import sys
 
 import click
 
-PIPE_WIDTH = 120  # table width when stdout is not a terminal (rich would use 80 and truncate names)
 
 
 @click.command("boards")
@@ -44,7 +42,7 @@ def boards(boards_file: str | None, as_json: bool) -> None:
         sram = f"{b.sram_kb:g}" + (f" ({b.usable_sram_kb:g})" if b.usable_sram_kb else "")
         t.add_row(escape(b.name) + ("*" if b.name in DEFAULT_BOARDS else ""), escape(b.mcu),
                   b.core.removeprefix("cortex-"), f"{b.clock_mhz:g}", flash, sram, b.kernels)
-    console = Console(width=None if sys.stdout.isatty() else PIPE_WIDTH)
+    console = Console()
     console.print(t)
     console.print("(usable) in parentheses when smaller than the total; add boards with --boards-file FILE.toml")
     console.print("\n[bold]sources[/]")

@@ -7,11 +7,9 @@ raises a TinypruneError, which the CLI turns into one line on stderr and exit co
 
 from __future__ import annotations
 
-import sys
 
 import click
 
-PIPE_WIDTH = 120  # table width when stdout is not a terminal (rich would use 80 and truncate names)
 EXIT_DOES_NOT_FIT = 1  # exit code when the model misses at least one board (2 is bad input)
 
 
@@ -66,6 +64,6 @@ def fit(ctx: click.Context, model: str | None, boards: tuple[str, ...], all_boar
     if as_json:
         click.echo(report.to_json(layers=layers))
     else:
-        report.render(Console(width=None if sys.stdout.isatty() else PIPE_WIDTH), layers=layers,
+        report.render(Console(), layers=layers,
                       flash=flash_parts)
     ctx.exit(0 if report.all_fit else EXIT_DOES_NOT_FIT)
