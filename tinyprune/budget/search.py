@@ -835,8 +835,12 @@ def render_markdown(r: BudgetResult) -> str:
     lines += [f"| accuracy, float Keras | {pct(a['original_float'])} | {pct(a['float_accuracy'])} |",
               f"| accuracy, int8 in TFLM | {pct(a['original_int8_tflm'])} | {pct(a['tflm_accuracy'])} |",
               f"| accuracy, int8 in TFLite | - | {pct(a['tflite_accuracy'])} |", "",
-              "Bytes and arena are measured on the artifact (the real int8 .tflite in the real TFLM "
-              "interpreter, arena adjusted to a 32-bit target); latency is the fit estimator's.", "",
+              f"Accuracies are on the {a.get('samples', 'validation')} validation samples, the same that "
+              "ranked the candidates and stopped the fine-tunes: measure the final model on a held-out "
+              "test set before relying on the last digit.", "",
+              "Bytes are the real int8 .tflite's; the arena is the exported header's constant for it (the "
+              "32-bit bound of the arena the real TFLM interpreter allocates, + the export's margin), what "
+              "the firmware holds in RAM; latency is the fit estimator's.", "",
               "## Per layer", "", "| layer | type | channels | params (int8 bytes) | MACs |",
               "| --- | --- | ---: | ---: | ---: |"]
     for row in r.layers:
@@ -858,7 +862,8 @@ def render_choices(r: BudgetResult) -> list[str]:
     """report.md lines: every choice the job made, why, and what it cost."""
     c, lines = r.choices, []
     seed = r.seed or {}
-    lines.append(f"- seed: {seed.get('seed')}" + (f" (Python, NumPy and TF seeded, TF op determinism on; "
+    lines.append(f"- seed: {'none' if seed.get('seed') is None else seed['seed']}"
+                 + (f" (Python, NumPy and TF seeded, TF op determinism on; "
                                                  f"{seed.get('note')})" if seed.get("seed") is not None
                                                  else f" ({seed.get('note', 'not reproducible')})"))
     lines.append(f"- labels: {r.labels}" + ("" if r.labels == "given" else

@@ -22,7 +22,8 @@ from tinyprune.training.limits import (DEFAULT_LR_SCHEDULE, DEFAULT_MIXUP, DEFAU
 @options.common()
 @click.option("--flash-budget", default=None, help="Flash for the model: 96KB, 0.5MB, 50%, 12000.")
 @click.option("--ram-budget", default=None, help="RAM (arena + overhead): 64KB, 50%.")
-@click.option("--latency-budget", default=None, help="Latency in ms on --board.")
+@click.option("--latency-budget", default=None,
+              help="Estimated latency on --board: ms, s, us, or % of the original's (e.g. 20ms, 50%).")
 @click.option("--board", default=None, help="Fit this board (its flash and SRAM less the runtime).")
 @click.option("--boards-file", default=None, help="Extra board profiles (TOML).")
 @click.option("--margin", type=float, default=0.0, show_default=True,

@@ -64,7 +64,7 @@ def _seeds(ctx, param, value: str | None) -> list[int] | None:
 @click.option("--force", is_flag=True, help="Overwrite an existing output folder.")
 @click.option("--json", "as_json", is_flag=True, help="Print the sweep as JSON on stdout.")
 @click.option("--unsafe-load", is_flag=True, help="Allow Lambda layers / custom objects (runs code from the file).")
-@click.option("--quiet", is_flag=True)
+@click.option("--quiet", is_flag=True, help="No progress bars, tables or per-point lines on stderr.")
 def sweep(model, data, budgets, boards, boards_file, seeds, epochs, batch_size, importance, allocation, round_to,
           workers,
           ray_address, cpus_per_point, output, resume, force, as_json, unsafe_load, quiet):
