@@ -163,10 +163,10 @@ class TfliteModel:
         """The stored data of constant tensor `index`, shaped, in its numpy dtype (no re-parse)."""
         t = self.subgraphs[subgraph].tensors[index] if self.subgraphs else self.tensors[index]
         if not t.is_constant or t.numpy_dtype is None:
-            raise ValueError(f"tensor {index} ({t.name}) has no constant data of a numpy type")
+            raise TfliteFormatError(f"tensor {index} ({t.name!r}) has no constant data of a numpy type")
         raw = self.buffer_data[t.buffer] if t.buffer < len(self.buffer_data) else None
         if raw is None:
-            raise ValueError(f"tensor {index} ({t.name}) keeps its data outside the flatbuffer body")
+            raise TfliteFormatError(f"tensor {index} ({t.name!r}) keeps its data outside the flatbuffer body")
         count = t.num_elements
         return np.frombuffer(raw, dtype=t.numpy_dtype, count=count).reshape(t.shape)
 

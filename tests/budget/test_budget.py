@@ -100,7 +100,7 @@ def test_artifact_within_flash_and_ram_budget(flash_run):
     size = (out / "model_int8.tflite").stat().st_size
     assert size == report["final"]["int8_bytes"] <= t["flash_bytes"]
     assert report["final"]["ram_bytes"] <= t["ram_bytes"]
-    assert t["flash_bytes"] == pytest.approx(0.25 * report["original"]["int8_bytes"])
+    assert t["flash_bytes"] == int(0.25 * report["original"]["int8_bytes"])  # whole bytes, rounded down
     # measured on the artifact in the real TFLM interpreter, not predicted; the figure the exported
     # header allocates (the 32-bit bound over the cores without Helium + the export's margin), not the raw one
     from firmware_export.arena_bound import arena_bound_portable, header_arena_bytes

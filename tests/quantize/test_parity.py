@@ -138,6 +138,14 @@ def test_calibration_of_the_wrong_shape_is_a_data_error(demo_model):
         quantize_int8(demo_model, np.zeros((20, 8, 8), np.float32))
 
 
+def test_parity_with_fewer_labels_than_inputs_is_a_data_error(demo_model, demo_int8, digits):
+    from tinyprune.errors import DataError
+    from tinyprune.quantize.parity import parity_report
+
+    with pytest.raises(DataError, match="10 validation inputs but 9 labels"):
+        parity_report(demo_model, demo_int8.read_bytes(), digits.x_val[:10], digits.y_val[:9])
+
+
 def test_qat_model_still_counts_as_ending_in_softmax(demo_model):
     """QAT wraps the activation; the loss must still be computed on probabilities, not logits."""
     from tinyprune.quantize.int8 import qat_model

@@ -16,6 +16,7 @@ This module parses, resolves and compares; it does not search (see `search.py`).
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field, replace
 
@@ -180,7 +181,12 @@ class Budget:
     def to_dict(self) -> dict:
         """report.json's "targets": the absolute limits and what was asked."""
         self._check_resolved()
-        return {"flash_bytes": self.flash_bytes, "ram_bytes": self.ram_bytes, "latency_ms": self.latency_ms,
+
+        def whole(n: float | None) -> int | None:  # a byte limit of 9582.25 B admits 9582 B
+            return None if n is None else int(math.floor(n + 1e-9))
+
+        return {"flash_bytes": whole(self.flash_bytes), "ram_bytes": whole(self.ram_bytes),
+                "latency_ms": self.latency_ms,
                 "board": None if self.board is None else self.board.name, "margin": self.margin,
                 "asked": dict(self.asked)}
 

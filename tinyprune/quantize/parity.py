@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from firmware_export import tflm
+from tinyprune.errors import DataError
 from tinyprune.metrics import agreement, top1
 
 MAX_DIFF_SHOWN = 1  # quantized steps; above this the table marks the TFLite/TFLM difference
@@ -106,6 +107,8 @@ def parity_report(keras_model, tflite_bytes: bytes, x_val: np.ndarray,
     labels = None
     if y_val is not None:
         y = np.asarray(y_val)
+        if len(y) != len(x_val):
+            raise DataError(f"{len(x_val)} validation inputs but {len(y)} labels; give one label per input")
         if y.ndim == 1 and np.issubdtype(y.dtype, np.integer):
             labels = y
     y_float = np.asarray(predict(keras_model, x_val)).reshape(len(x_val), -1)
