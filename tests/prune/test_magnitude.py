@@ -256,16 +256,16 @@ def test_cli_magnitude_lut_end_to_end(demo_model_path, tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     report = json.loads(proc.stdout)
     for row in report["flash"]:  # each flash row is the size of the file it names
-        assert (out / row["file"]).stat().st_size == row["flash_bytes"], row
+        assert (out / row["file"]).stat().st_size == row["model_bytes"], row
     for name in ("model.h5", "model_int8.tflite", "model_int8_clustered.tflite", "model_int8_lut.tflite",
                  "report.json"):
         assert (out / name).is_file(), name
     # honest flash accounting: the pruned int8 model is reported at its real (dense) size
     flash = {row["file"]: row for row in report["flash"]}
     int8_size = (out / "model_int8.tflite").stat().st_size
-    assert flash["model_int8.tflite"]["flash_bytes"] == int8_size == flash["model_int8.tflite"]["dense_int8_bytes"]
+    assert flash["model_int8.tflite"]["model_bytes"] == int8_size == flash["model_int8.tflite"]["dense_int8_bytes"]
     lut_size = (out / "model_int8_lut.tflite").stat().st_size
-    assert flash["model_int8_lut.tflite"]["flash_bytes"] == lut_size < int8_size
+    assert flash["model_int8_lut.tflite"]["model_bytes"] == lut_size < int8_size
     comp = report["compression"]
     assert comp["outputs_identical_to_uncompressed"] is True and comp["formats_used"] == ["lut"]
     assert comp["extra_arena_target_bytes"] > 0

@@ -93,7 +93,7 @@ def print_report(console, report: dict, rows: list["FlashRow"], folder: Path) ->
     for col in ("artifact", "file", "int8 B", "flash B", "flash %", "arena B", "acc TFLM"):
         flash.add_column(col, justify="left" if col in ("artifact", "file") else "right")
     for r in rows:
-        flash.add_row(r.artifact, r.file, f"{r.dense_int8_bytes:,}", f"{r.flash_bytes:,}",
+        flash.add_row(r.artifact, r.file, f"{r.dense_int8_bytes:,}", f"{r.model_bytes:,}",
                       f"{r.flash_fraction:.1%}", f"{r.arena_target_bytes:,}", _pct(r.accuracy_tflm))
     console.print(flash, soft_wrap=False)
     console.print(f"accuracy: dense Keras {_pct(report['accuracy_dense_keras'])}, pruned Keras "

@@ -32,13 +32,13 @@ class FlashRow:
     artifact: str
     file: str
     dense_int8_bytes: int  # what the same weights cost stored as plain int8
-    flash_bytes: int  # what this file costs in flash
+    model_bytes: int  # what this file costs in flash
     arena_target_bytes: int
     accuracy_tflm: float | None
 
     @property
     def flash_fraction(self) -> float:
-        return self.flash_bytes / self.dense_int8_bytes
+        return self.model_bytes / self.dense_int8_bytes
 
 
 def tflm_accuracy(tflite: bytes, ds) -> tuple[float | None, np.ndarray]:
