@@ -554,8 +554,8 @@ def _search(model, ds: Dataset, out_dir: Path, asked: Budget, *, epochs, batch_s
         if last and continued:
             done = _choose_final_model(tuned, best, ds_scored, done)
         seconds[prefix + "fine-tune"] = round(time.perf_counter() - t, 2)
-        row = {"step": step, "targets": {"flash_bytes": target.flash_bytes, "ram_bytes": target.ram_bytes,
-                                         "latency_ms": target.latency_ms},
+        limits = target.to_dict()  # whole bytes, as report.json's targets
+        row = {"step": step, "targets": {k: limits[k] for k in ("flash_bytes", "ram_bytes", "latency_ms")},
                "keep": dict(alloc.keep), "predicted_flash_bytes": alloc.prediction.flash_bytes,
                "predicted_drop": round(alloc.predicted_drop, 6), "fine_tune": done,
                "score_after_fine_tune": round(training.evaluate(tuned, ds_scored), 6)}
