@@ -21,9 +21,10 @@ allocations, alignment slack) is kept, and its activation part (the planner's he
 CMSIS-NN scratch in it) scales with the largest sum of two consecutive layers' output sizes in
 model order (a cheap stand-in for the planner's peak that ignores skip connections). The budget
 search predicts the 32-bit bound this way and maps it to the exported header's constant
-(`to_arena`: + 5% + 512 B), so the fixed 512 B is not scaled. It was within about -20% to
-+15% of the measured arena on the models tried; the budget search always measures the real
-artifact after, and tightens if it missed.
+(`to_arena`: + 5% + 512 B), so the fixed 512 B is not scaled. On the digits CNN kept at
+75%-12.5% of its channels it over-estimated the measured arena by 3-12% (docs/benchmarks.md,
+"Arena predictor"); the budget search always measures the real artifact after, and tightens
+if it missed.
 This module predicts; it does not prune, convert or search.
 """
 

@@ -150,8 +150,8 @@ def measure(tflite: bytes, board: Board | None) -> Measured:
     board the header's first constant)."""
     model = parse_tflite(tflite)
     report = tflm.measure_arena(tflite)
-    arena = arena_figure(model, report, board)
     bound = header_bound(model, report, board.core if board is not None else None)
+    arena = arena_constant(bound.bound_bytes)  # = arena_figure(model, report, board), from the bound it needs anyway
     latency = None
     if board is not None:
         latency = fit_model(model, [board], arena=arena).results[0].latency_ms  # the figure, not re-bounded

@@ -203,28 +203,21 @@ def prune_job(model_path: str | Path, data: str | None, out_dir: str | Path, set
     from tinyprune import training
     from tinyprune.load.data import load_data
     from tinyprune.load.model import load_model
+    from tinyprune.pipeline.outputs import write_prune_outputs
 
     model = load_model(model_path, unsafe=unsafe_load)
     ds = load_data(data).fit_to(model.input_shape) if data else None
     with training.reproducible(train.seed) as seeded:  # pruning, fine-tuning and the int8 conversion
-        return _prune_and_write(settings, model, ds, train, model_path, out_dir, inputs, force, quiet, console,
-                                seeded)
+        pruned = prune_model(settings, model, ds, train, quiet=quiet, console=console)
+        report = {"model": str(model_path), **pruned.report, "seed": seeded.to_dict(), "output": str(Path(out_dir))}
+        rows: list = []
+        if isinstance(settings, MagnitudeSettings):
+            from tinyprune.pipeline.compress_stage import magnitude_artifacts
 
-
-def _prune_and_write(settings: Settings, model, ds, train: TrainSettings, model_path, out_dir, inputs, force: bool,
-                     quiet: bool, console: Console, seeded) -> PruneJobResult:
-    from tinyprune.pipeline.outputs import write_prune_outputs
-
-    pruned = prune_model(settings, model, ds, train, quiet=quiet, console=console)
-    report = {"model": str(model_path), **pruned.report, "seed": seeded.to_dict(), "output": str(Path(out_dir))}
-    rows: list = []
-    extra: dict[str, bytes] = {}
-    if isinstance(settings, MagnitudeSettings):
-        from tinyprune.pipeline.compress_stage import magnitude_artifacts
-
-        report, rows, extra = magnitude_artifacts(settings, pruned, ds, train, report, quiet)
-        outputs = write_prune_outputs(out_dir, pruned.model, report, force=force, extra_files=extra, inputs=inputs)
-    else:
-        outputs = write_prune_outputs(out_dir, pruned.model, report, x_calib=ds.x_train if ds is not None else None,
-                                      force=force, inputs=inputs)
+            report, rows, extra = magnitude_artifacts(settings, pruned, ds, train, report, quiet)
+            outputs = write_prune_outputs(out_dir, pruned.model, report, force=force, extra_files=extra,
+                                          inputs=inputs)
+        else:
+            outputs = write_prune_outputs(out_dir, pruned.model, report,
+                                          x_calib=ds.x_train if ds is not None else None, force=force, inputs=inputs)
     return PruneJobResult(outputs.report, outputs, pruned, rows)  # --json prints what report.json holds

@@ -53,7 +53,7 @@ class StructuredSettings:
                               "or --layer-ratio NAME=R")
         if self.ratio is not None and not 0.0 <= self.ratio < 1.0:
             raise ConfigError(f"--ratio must be in [0, 1) (the fraction of channels to remove), got {self.ratio}")
-        from tinyprune.prune import REDUCTIONS, check_round_to
+        from tinyprune.prune import check_reduction, check_round_to
 
         check_round_to(self.round_to)
         if self.steps < 1:
@@ -62,8 +62,7 @@ class StructuredSettings:
 
         if self.importance not in IMPORTANCES:
             raise ConfigError(f"unknown importance {self.importance!r}; use one of {', '.join(IMPORTANCES)}")
-        if self.reduction not in REDUCTIONS:
-            raise ConfigError(f"unknown reduction {self.reduction!r}; use one of {', '.join(REDUCTIONS)}")
+        check_reduction(self.reduction)
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,14 @@ CRITERIA = ("l1", "l2", "bn", "taylor", "random")
 REDUCTIONS = ("sum", "mean", "max")
 
 
+def check_reduction(reduction: str) -> None:
+    """ConfigError unless `reduction` is one of REDUCTIONS."""
+    from tinyprune.errors import ConfigError
+
+    if reduction not in REDUCTIONS:
+        raise ConfigError(f"unknown reduction {reduction!r}; use one of {', '.join(REDUCTIONS)}")
+
+
 def check_round_to(round_to: int) -> None:
     """ConfigError unless channel counts can be rounded to multiples of `round_to` (a whole number >= 1)."""
     from tinyprune.errors import ConfigError

@@ -30,7 +30,7 @@ from typing import Callable
 import numpy as np
 
 from tinyprune.errors import ConfigError, DataError
-from tinyprune.prune import REDUCTIONS  # how a group's per-layer scores combine (defined without TensorFlow)
+from tinyprune.prune import check_reduction  # REDUCTIONS lives there, without TensorFlow
 from tinyprune.prune.structured.dependency import DependencyGraph
 MAGNITUDE_WEIGHTS = frozenset({"kernel", "depthwise_kernel", "pointwise_kernel", "gamma"})
 KERNEL_WEIGHTS = ("kernel", "depthwise_kernel", "pointwise_kernel")
@@ -53,8 +53,7 @@ def as_xy(data) -> tuple[np.ndarray | None, np.ndarray | None]:
 
 def reduce_saliency(graph: DependencyGraph, saliency: Saliency, reduction: str = "mean") -> list[np.ndarray]:
     """One score per channel for every group of `graph` (list aligned with `graph.groups`)."""
-    if reduction not in REDUCTIONS:
-        raise ConfigError(f"unknown reduction {reduction!r}; use one of {', '.join(REDUCTIONS)}")
+    check_reduction(reduction)
     sums: list[dict[str, np.ndarray]] = [{} for _ in graph.groups]
     touched: list[dict[str, np.ndarray]] = [{} for _ in graph.groups]
     for sl in graph.slices:

@@ -26,9 +26,9 @@ from typing import TYPE_CHECKING, Callable, Iterable
 import numpy as np
 
 from tinyprune.errors import ConfigError, UnsupportedLayerError
-from tinyprune.prune import check_round_to
+from tinyprune.prune import check_reduction, check_round_to
 from tinyprune.prune.structured.dependency import DependencyGraph, Group, build_graph
-from tinyprune.prune.structured.importance import REDUCTIONS, Importance, get_importance, has_batchnorm
+from tinyprune.prune.structured.importance import Importance, get_importance, has_batchnorm
 
 if TYPE_CHECKING:
     from tinyprune.load.data import Dataset
@@ -111,8 +111,7 @@ def _validate(model, ratio, layer_ratios, group_keep, reduction, ignore, round_t
         _check_ratio(ratio, "ratio")
     for name, r in (layer_ratios or {}).items():
         _check_ratio(r, f"layer ratio for '{name}'")
-    if reduction not in REDUCTIONS:
-        raise ConfigError(f"unknown reduction {reduction!r}; use one of {', '.join(REDUCTIONS)}")
+    check_reduction(reduction)
     check_round_to(round_to)
     if not isinstance(steps, int) or steps < 1:
         raise ConfigError(f"steps must be a whole number >= 1, got {steps}")
